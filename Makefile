@@ -1,0 +1,36 @@
+# Quick start:  make demo   (set up .venv, run the main job)
+#               make test   (set up .venv, run the tests)
+# Offline machines: point DIGITLEARN_MIRROR at a folder holding the dataset files,
+# e.g.  DIGITLEARN_MIRROR=../shared/datasets make demo
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: setup demo test lint bench clean
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/digitlearn baseline --data mnist_sample
+	$(BIN)/digitlearn show --data mnist_sample --split train --class 3 --index 1 --rows 4:10 --cols 4:10
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+
+bench: $(STAMP)
+	$(BIN)/python bench/load_data.py
+
+clean:
+	rm -rf $(VENV) build src/*.egg-info .pytest_cache .ruff_cache

@@ -1,0 +1,98 @@
+"""The Dataset: train and valid splits of uint8 images with labels and class names.
+
+`load_dataset` takes a registered name (`mnist_sample`, `mnist_png`, `mnist`) or a path
+(folder in a fastai layout, archive, folder of IDX files) and returns the same thing either way.
+"""
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .errors import DataError
+from .readers import Size, read_path
+from .sources import REGISTRY, fetch
+
+SPLIT_ALIASES = {
+    "train": "train",
+    "training": "train",
+    "valid": "valid",
+    "validation": "valid",
+    "test": "valid",
+    "testing": "valid",
+}
+
+
+@dataclass(frozen=True)
+class Split:
+    """Images `x` (uint8, N x H x W), labels `y` (int64 class indices), and each item's name."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+    names: list[str]
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def __getitem__(self, index: int | slice | torch.Tensor) -> "Split":
+        idx = torch.arange(len(self))[index].reshape(-1)
+        return Split(self.x[idx], self.y[idx], [self.names[i] for i in idx.tolist()])
+
+    def of_class(self, c: int) -> "Split":
+        """The items labelled `c`, in their original order."""
+        return self[torch.nonzero(self.y == c).flatten()]
+
+    def floats(self) -> torch.Tensor:
+        """The images as float32 in [0, 1], as the chapter prepares them (`.float()/255`)."""
+        return self.x.float() / 255
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Two splits and the class names their labels index."""
+
+    train: Split
+    valid: Split
+    classes: list[str]
+    source: str
+
+    def split(self, name: str) -> Split:
+        """`train` or `valid` (also accepts training, validation, test, testing)."""
+        if name not in SPLIT_ALIASES:
+            raise DataError(f"unknown split {name!r} (use train or valid)")
+        return getattr(self, SPLIT_ALIASES[name])
+
+    def class_index(self, name: str) -> int:
+        if name not in self.classes:
+            raise DataError(f"class {name!r} is not in {self.source} (classes: {', '.join(self.classes)})")
+        return self.classes.index(name)
+
+    def __repr__(self) -> str:
+        h, w = self.train.x.shape[1:]
+        return (
+            f"Dataset({self.source!r}: {len(self.train)} train, {len(self.valid)} valid, "
+            f"{h}x{w} images, classes {self.classes})"
+        )
+
+
+def load_dataset(source: str | os.PathLike, size: int | Size | None = None) -> Dataset:
+    """Load a registered dataset by name, or a dataset folder/archive by path.
+
+    A registered name wins over a folder of the same name; write `./mnist` for the folder.
+    `size` (an int or (height, width)) resizes every image; without it images must agree in size.
+    """
+    if isinstance(size, int):
+        size = (size, size)
+    if size is not None and (len(size) != 2 or min(size) < 1):
+        raise DataError(f"size must be a positive int or (height, width), not {size!r}")
+    if isinstance(source, str) and source in REGISTRY:
+        path = fetch(source)
+    elif isinstance(source, str) and os.sep not in source and not os.path.exists(source):
+        raise DataError(
+            f"{source!r} is neither a known dataset ({', '.join(sorted(REGISTRY))}) nor an existing path"
+        )
+    else:
+        path = Path(source).expanduser()
+    splits, classes = read_path(path, size)
+    return Dataset(Split(*splits["train"]), Split(*splits["valid"]), classes, str(source))

@@ -1,0 +1,344 @@
+"""Decode a dataset on disk into one uint8 tensor per split, its labels and class names.
+
+Understood layouts (found at the given folder or inside its single subfolder):
+  - fastai-style class folders: `train/valid/<class>/`, `training/testing/<class>/`, `train/test/<class>/`
+  - a folder of IDX files (`train-images-idx3-ubyte[.gz]`, `t10k-labels-idx1-ubyte[.gz]`, ...)
+  - an archive (.tgz/.tar.gz/.tar/.zip) of either, extracted once into the cache.
+
+Image folders are decoded in parallel on every core and the result is cached as a
+safetensors file next to the data (or under the cache home when that folder is read-only),
+keyed by a fingerprint of every file's name, size and mtime.
+"""
+
+import gzip
+import hashlib
+import json
+import math
+import multiprocessing
+import os
+import re
+import zlib
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
+from tqdm.auto import tqdm
+
+from .errors import DataError
+from .files import atomic_dir, atomic_path
+from .sources import ARCHIVE_SUFFIXES, extract_archive, home
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+SPLIT_LAYOUTS = (("train", "valid"), ("training", "testing"), ("train", "test"))
+IDX_NAME = re.compile(r"^(train|t10k|test)-(images|labels)[.-]idx[13]-ubyte(\.gz)?$")
+IDX_MAGIC = {"images": 2051, "labels": 2049}
+CACHE_FORMAT = "digitlearn-cache-1"
+CHUNK = 2048  # images per decoding task: big enough to hide the pool's overhead
+
+# (x uint8 (N, H, W), y int64 (N,), item names); readers return one per split: "train", "valid"
+SplitArrays = tuple[torch.Tensor, torch.Tensor, list[str]]
+Size = tuple[int, int]
+
+
+def natural_key(name: str) -> list:
+    """Sort key that orders '2' before '10' (class names sort as digits sort)."""
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]
+
+
+def to_gray(img: Image.Image) -> Image.Image:
+    """Any PIL image as 8-bit grayscale ('L').
+
+    16-bit images are scaled (not clipped) to 0-255. Transparent pixels count as background:
+    the gray value is multiplied by alpha, so ink drawn on a transparent canvas stays ink.
+    """
+    if img.mode in ("I", "I;16", "I;16L", "I;16B", "I;16N"):
+        a = np.asarray(img, dtype=np.int64).clip(0, 65535)
+        return Image.fromarray(((a * 255 + 32767) // 65535).astype(np.uint8))
+    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in img.info:
+        gray, alpha = img.convert("LA").split()
+        a = np.asarray(gray, dtype=np.uint16) * np.asarray(alpha, dtype=np.uint16)
+        return Image.fromarray(((a + 127) // 255).astype(np.uint8))
+    return img if img.mode == "L" else img.convert("L")
+
+
+def read_image(path: str | os.PathLike, size: Size | None = None) -> np.ndarray:
+    """One image file as a uint8 (H, W) array, resized to `size` (height, width) if given."""
+    with Image.open(path) as img:
+        gray = to_gray(img)
+        if size is not None and gray.size != (size[1], size[0]):
+            gray = gray.resize((size[1], size[0]), Image.Resampling.BILINEAR)
+        return np.asarray(gray)
+
+
+def _decode_chunk(task: tuple[list[str], Size | None]) -> tuple[np.ndarray | None, list, tuple | None]:
+    """Worker: decode a list of files into (stacked images if all one size, shapes, error)."""
+    paths, size = task
+    arrays = []
+    for p in paths:
+        try:
+            arrays.append(read_image(p, size))
+        except Exception as e:  # untrusted files fail in many ways; report which file and why
+            return None, [], (p, f"{type(e).__name__}: {e}")
+    shapes = [a.shape for a in arrays]
+    return (np.stack(arrays) if len(set(shapes)) == 1 else None), shapes, None
+
+
+def _workers() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def decode_images(paths: list[str], size: Size | None = None, desc: str = "decoding") -> torch.Tensor:
+    """Decode image files into one uint8 (N, H, W) tensor, in parallel on every core.
+
+    Without `size`, all images must share one size; otherwise the error names two files.
+    """
+    if not paths:
+        return torch.empty(0, *(size or (0, 0)), dtype=torch.uint8)
+    tasks = [(paths[i : i + CHUNK], size) for i in range(0, len(paths), CHUNK)]
+    n_workers = min(_workers(), len(tasks))
+    if n_workers > 1:
+        # fork is cheap and the workers need nothing but PIL and NumPy
+        methods = multiprocessing.get_all_start_methods()
+        ctx = multiprocessing.get_context("fork" if "fork" in methods else None)
+        with ProcessPoolExecutor(n_workers, mp_context=ctx) as pool:
+            results = list(
+                tqdm(
+                    pool.map(_decode_chunk, tasks),
+                    total=len(tasks),
+                    desc=desc,
+                    unit="chunk",
+                    disable=None,
+                    leave=False,
+                )
+            )
+    else:
+        results = [_decode_chunk(t) for t in tasks]
+    for _, _, error in results:
+        if error:
+            raise DataError(f"cannot read image {error[0]}: {error[1]}")
+    shapes = [s for _, chunk_shapes, _ in results for s in chunk_shapes]
+    odd = next((i for i, s in enumerate(shapes) if s != shapes[0]), None)
+    if odd is not None:
+        (h0, w0), (h1, w1) = shapes[0], shapes[odd]
+        raise DataError(
+            f"images differ in size: {paths[0]} is {h0}x{w0}, {paths[odd]} is "
+            f"{h1}x{w1}; ask for one size (size=(28, 28), --size 28) to resize them all"
+        )
+    return torch.from_numpy(np.concatenate([data for data, _, _ in results]))
+
+
+# ---------------------------------------------------------------- image folders
+
+
+def _visible(entry: os.DirEntry) -> bool:
+    return not entry.name.startswith(".") and entry.name != "__MACOSX"
+
+
+def _list_split(split_dir: Path) -> dict[str, list[os.DirEntry]]:
+    """Class name -> image files of one split, files in name order (as fastai's `ls().sorted()`)."""
+    classes = {}
+    with os.scandir(split_dir) as it:
+        class_dirs = [e for e in it if e.is_dir() and _visible(e)]
+    for d in class_dirs:
+        with os.scandir(d.path) as it:
+            files = [e for e in it if e.name.lower().endswith(IMAGE_SUFFIXES) and _visible(e) and e.is_file()]
+        if not files:
+            raise DataError(f"class folder {d.path} holds no images")
+        classes[d.name] = sorted(files, key=lambda e: e.name)
+    if not classes:
+        raise DataError(f"{split_dir} has no class folders (expected {split_dir}/<class>/<image>)")
+    return classes
+
+
+def read_image_folder(
+    root: Path, layout: tuple[str, str], size: Size | None = None
+) -> tuple[dict[str, SplitArrays], list[str]]:
+    """Read `root/<train>/<class>/*` and `root/<valid>/<class>/*`, through the decode cache."""
+    listing = {
+        split: _list_split(root / folder) for split, folder in zip(("train", "valid"), layout, strict=True)
+    }
+    classes = sorted({c for per_class in listing.values() for c in per_class}, key=natural_key)
+    h = hashlib.sha256(f"{CACHE_FORMAT} {layout} {size}".encode())
+    for split, per_class in listing.items():
+        for c in sorted(per_class):
+            for e in per_class[c]:
+                st = e.stat()
+                h.update(f"{split}/{c}/{e.name} {st.st_size} {st.st_mtime_ns}\n".encode())
+    fingerprint = h.hexdigest()
+    tag = "native" if size is None else f"{size[0]}x{size[1]}"
+    places = [
+        root / f".digitlearn-cache-{tag}.safetensors",
+        home() / "cache" / f"{hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:16]}"
+        f"-{tag}.safetensors",
+    ]
+    for place in places:
+        if (cached := _load_cache(place, fingerprint)) is not None:
+            return cached
+
+    splits = {}
+    paths, counts = [], []
+    for split, per_class in listing.items():
+        names = [f"{c}/{e.name}" for c in classes for e in per_class.get(c, [])]
+        y = torch.tensor([i for i, c in enumerate(classes) for _ in per_class.get(c, [])], dtype=torch.int64)
+        paths += [e.path for c in classes for e in per_class.get(c, [])]
+        counts.append(len(names))
+        splits[split] = (y, names)
+    x = decode_images(paths, size, desc=f"decoding {root.name}")
+    xs = torch.split(x, counts)
+    result = {
+        split: (xi.contiguous(), y, names) for (split, (y, names)), xi in zip(splits.items(), xs, strict=True)
+    }
+    for place in places:
+        try:
+            _save_cache(place, fingerprint, result, classes)
+            break
+        except OSError:  # a read-only data folder: fall back to the cache home
+            continue
+    return result, classes
+
+
+def _load_cache(path: Path, fingerprint: str) -> tuple[dict[str, SplitArrays], list[str]] | None:
+    if not path.is_file():
+        return None
+    try:
+        with safe_open(path, framework="pt") as f:
+            meta = f.metadata() or {}
+            if meta.get("format") != CACHE_FORMAT or meta.get("fingerprint") != fingerprint:
+                return None
+            splits = {
+                s: (f.get_tensor(f"{s}_x"), f.get_tensor(f"{s}_y"), json.loads(meta[f"{s}_names"]))
+                for s in ("train", "valid")
+            }
+            return splits, json.loads(meta["classes"])
+    except (OSError, SafetensorError, ValueError, KeyError):
+        return None  # a damaged cache is only a cache: decode again and rewrite it
+
+
+def _save_cache(path: Path, fingerprint: str, splits: dict[str, SplitArrays], classes: list[str]) -> None:
+    tensors, meta = {}, {"format": CACHE_FORMAT, "fingerprint": fingerprint, "classes": json.dumps(classes)}
+    for s, (x, y, names) in splits.items():
+        tensors[f"{s}_x"], tensors[f"{s}_y"] = x, y
+        meta[f"{s}_names"] = json.dumps(names)
+    with atomic_path(path) as tmp:
+        save_file(tensors, tmp, metadata=meta)
+
+
+# ---------------------------------------------------------------- IDX files
+
+
+def read_idx(path: Path, kind: str) -> torch.Tensor:
+    """An IDX file (gzipped or not) of `kind` "images" (uint8 N,H,W) or "labels" (uint8 N)."""
+    raw = path.read_bytes()
+    if raw[:2] == b"\x1f\x8b":
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError, zlib.error) as e:
+            raise DataError(f"{path}: corrupt or truncated gzip data ({e})") from None
+    magic = int.from_bytes(raw[:4], "big") if len(raw) >= 4 else None
+    if magic != IDX_MAGIC[kind]:
+        raise DataError(f"{path}: magic number {magic}, expected {IDX_MAGIC[kind]} for IDX {kind}")
+    ndim = raw[3]
+    start = 4 + 4 * ndim
+    dims = [int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
+    if len(raw) < start or len(raw) - start != math.prod(dims):
+        dims_text = "x".join(map(str, dims))
+        raise DataError(
+            f"{path}: header says {dims_text} = {math.prod(dims):,} bytes of data, "
+            f"but the file holds {max(len(raw) - start, 0):,}"
+        )
+    return torch.frombuffer(bytearray(raw[start:]), dtype=torch.uint8).reshape(dims)
+
+
+def _idx_files(root: Path) -> dict[tuple[str, str], Path]:
+    found = {}
+    for p in sorted(root.iterdir()):
+        if m := IDX_NAME.match(p.name):
+            split = "train" if m[1] == "train" else "valid"
+            found.setdefault((split, m[2]), p)  # sorted: the plain file wins over .gz
+    return found
+
+
+def read_idx_folder(root: Path, size: Size | None = None) -> tuple[dict[str, SplitArrays], list[str]]:
+    """Read train-* and t10k-* (or test-*) IDX image and label files from `root`."""
+    files = _idx_files(root)
+    splits = {}
+    for split in ("train", "valid"):
+        missing = [k for k in ("images", "labels") if (split, k) not in files]
+        if missing:
+            prefix = "train" if split == "train" else "t10k"
+            raise DataError(f"{root}: no {prefix}-{missing[0]} IDX file")
+        x = read_idx(files[split, "images"], "images")
+        y = read_idx(files[split, "labels"], "labels")
+        if x.ndim != 3 or y.ndim != 1 or len(x) != len(y):
+            raise DataError(
+                f"{files[split, 'images']} holds {tuple(x.shape)} images but "
+                f"{files[split, 'labels']} holds {tuple(y.shape)} labels"
+            )
+        if size is not None and tuple(x.shape[1:]) != size:
+            x = torch.from_numpy(
+                np.stack(
+                    [
+                        np.asarray(Image.fromarray(a).resize((size[1], size[0]), Image.Resampling.BILINEAR))
+                        for a in x.numpy()
+                    ]
+                )
+            )
+        splits[split] = (x, y.long())
+    n_classes = int(max(y.max() for _, y in splits.values())) + 1
+    # item names mirror the PNG layout's "<class>/<index>.png": "<class>/<index>"
+    return {s: (x, y, [f"{c}/{i}" for i, c in enumerate(y.tolist())]) for s, (x, y) in splits.items()}, [
+        str(i) for i in range(n_classes)
+    ]
+
+
+# ---------------------------------------------------------------- any source on disk
+
+
+def _find_layout(folder: Path) -> tuple[str, str] | str | None:
+    if {k for k, _ in _idx_files(folder)} == {"train", "valid"}:
+        return "idx"
+    for layout in SPLIT_LAYOUTS:
+        if all((folder / d).is_dir() for d in layout):
+            return layout
+    return None
+
+
+def read_path(path: Path, size: Size | None = None) -> tuple[dict[str, SplitArrays], list[str]]:
+    """Read a dataset folder or archive in any understood layout."""
+    if not path.exists():
+        raise DataError(f"no such file or folder: {path}")
+    if path.is_file():
+        if not path.name.lower().endswith(ARCHIVE_SUFFIXES):
+            raise DataError(f"{path} is not a folder or an archive ({', '.join(ARCHIVE_SUFFIXES)})")
+        path = _extracted(path)
+    folder = path
+    for _ in range(3):  # archives usually wrap the dataset in one top folder
+        layout = _find_layout(folder)
+        if layout == "idx":
+            return read_idx_folder(folder, size)
+        if layout:
+            return read_image_folder(folder, layout, size)
+        subdirs = [e for e in os.scandir(folder) if e.is_dir() and _visible(e)]
+        if len(subdirs) != 1:
+            break
+        folder = Path(subdirs[0].path)
+    raise DataError(
+        f"{path}: no dataset found (expected train/ and valid/ class folders, "
+        "training/ and testing/, train/ and test/, or MNIST IDX files)"
+    )
+
+
+def _extracted(archive: Path) -> Path:
+    """Extract a user's archive once into the cache; later loads reuse the extracted folder."""
+    st = archive.stat()
+    key = hashlib.sha256(f"{archive.resolve()} {st.st_size} {st.st_mtime_ns}".encode()).hexdigest()
+    stem = re.sub(r"(\.tar\.gz|\.tgz|\.tar|\.zip)$", "", archive.name, flags=re.I)
+    target = home() / "extracted" / f"{stem}-{key[:12]}"
+    if not target.is_dir():
+        with atomic_dir(target) as staging:
+            extract_archive(archive, staging)
+    return target

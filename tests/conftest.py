@@ -1,0 +1,73 @@
+"""Shared fixtures: an isolated cache home, synthetic datasets, and the real MNIST mirror."""
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+MIRROR_REASON = (
+    "DIGITLEARN_MIRROR is not set: tests on the real MNIST data read it from a local "
+    "mirror folder (CI uses ../shared/datasets)"
+)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Every test run gets its own cache home, so nothing depends on (or pollutes) ~/.cache.
+    config._digitlearn_home = tempfile.mkdtemp(prefix="digitlearn-test-home-")
+    os.environ["DIGITLEARN_HOME"] = config._digitlearn_home
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    shutil.rmtree(getattr(config, "_digitlearn_home", ""), ignore_errors=True)
+
+
+@pytest.fixture
+def fresh_home(tmp_path, monkeypatch) -> Path:
+    """An empty cache home for tests that watch what gets written there."""
+    home = tmp_path / "home"
+    monkeypatch.setenv("DIGITLEARN_HOME", str(home))
+    return home
+
+
+@pytest.fixture(scope="session")
+def mirror() -> Path:
+    if not os.environ.get("DIGITLEARN_MIRROR"):
+        pytest.skip(MIRROR_REASON)
+    return Path(os.environ["DIGITLEARN_MIRROR"])
+
+
+@pytest.fixture(scope="session")
+def sample(mirror):
+    from digitlearn import load_dataset
+
+    return load_dataset("mnist_sample")
+
+
+@pytest.fixture(scope="session")
+def mnist(mirror):
+    from digitlearn import load_dataset
+
+    return load_dataset("mnist")
+
+
+def digit_image(value: int, size: int = 8, seed: int = 0) -> np.ndarray:
+    """A small uint8 image whose pixels identify it: a `value` block on random noise."""
+    rng = np.random.default_rng(seed)
+    a = rng.integers(0, 30, (size, size), dtype=np.uint8)
+    a[2:-2, 2:-2] = value
+    return a
+
+
+def make_folder(root: Path, layout=("train", "valid"), classes=("3", "7"), n: int = 3, size: int = 8) -> Path:
+    """A fastai-layout dataset of PNGs: pixel value 40*(class index + 1), noise per image."""
+    for split in layout:
+        for ci, c in enumerate(classes):
+            d = root / split / c
+            d.mkdir(parents=True, exist_ok=True)
+            for k in range(n):
+                Image.fromarray(digit_image(40 * (ci + 1), size, seed=k)).save(d / f"{k}.png")
+    return root

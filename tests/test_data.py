@@ -1,0 +1,70 @@
+"""Dataset and Split on synthetic data, and the real MNIST files through the mirror."""
+
+import pytest
+import torch
+
+from digitlearn import load_dataset
+from digitlearn.data import Split
+from digitlearn.errors import DataError
+
+from .conftest import make_folder
+
+
+def test_split_indexing_keeps_images_labels_and_names_together():
+    s = Split(
+        torch.arange(12, dtype=torch.uint8).reshape(6, 1, 2), torch.tensor([0, 1, 0, 1, 1, 0]), list("abcdef")
+    )
+    assert len(s) == 6
+    assert s.of_class(1).names == ["b", "d", "e"] and s.of_class(1).x[:, 0, 0].tolist() == [2, 6, 8]
+    assert s[1:3].names == ["b", "c"] and s[4].names == ["e"] and s[-1].y.tolist() == [0]
+    assert s.floats().dtype == torch.float32 and float(s.floats().max()) == pytest.approx(11 / 255)
+
+
+def test_dataset_splits_and_classes(tmp_path):
+    ds = load_dataset(make_folder(tmp_path / "ds"))
+    assert ds.split("training") is ds.train and ds.split("test") is ds.valid
+    assert ds.class_index("7") == 1
+    with pytest.raises(DataError, match="unknown split 'tst'"):
+        ds.split("tst")
+    with pytest.raises(DataError, match=r"class '5' is not in .* \(classes: 3, 7\)"):
+        ds.class_index("5")
+    with pytest.raises(DataError, match="size must be"):
+        load_dataset(tmp_path / "ds", size=(0, 3))
+    assert "6 train, 6 valid, 8x8 images" in repr(ds)
+
+
+@pytest.mark.mnist
+def test_mnist_sample_sizes(sample):
+    assert sample.classes == ["3", "7"]
+    counts = [int((s.y == c).sum()) for s in (sample.train, sample.valid) for c in (0, 1)]
+    assert counts == [6131, 6265, 1010, 1028]
+    assert sample.train.x.shape == (12396, 28, 28) and sample.train.x.dtype == torch.uint8
+
+
+@pytest.mark.mnist
+def test_mnist_idx_and_png_give_identical_tensors(mnist, mirror):
+    png = load_dataset("mnist_png")
+    assert (len(mnist.train), len(mnist.valid)) == (60_000, 10_000)
+    assert png.classes == mnist.classes == [str(i) for i in range(10)]
+    for a, b in ((mnist.train, png.train), (mnist.valid, png.valid)):
+        # PNG files are named by their index in the IDX files: N.png
+        index = torch.tensor([int(n.split("/")[1].removesuffix(".png")) for n in b.names])
+        order = index.argsort()
+        assert torch.equal(index[order], torch.arange(len(a)))
+        assert torch.equal(b.x[order], a.x) and torch.equal(b.y[order], a.y)
+    again = load_dataset("mnist_png")  # from the decode cache
+    assert torch.equal(again.train.x, png.train.x) and again.valid.names == png.valid.names
+
+
+@pytest.mark.mnist
+def test_official_label_files(mnist, mirror):
+    """The label bytes are the official ones; the mirror's SHA256SUMS vouch for the rest."""
+    import gzip
+    import hashlib
+
+    raw = gzip.decompress((mirror / "mnist" / "train-labels-idx1-ubyte.gz").read_bytes())
+    assert (
+        hashlib.md5((mirror / "mnist" / "train-labels-idx1-ubyte.gz").read_bytes()).hexdigest()
+        == "d53e105ee54ea40749a09fcbcd1e9432"
+    )
+    assert torch.equal(torch.tensor(list(raw[8:])), mnist.train.y)
