@@ -260,6 +260,12 @@ def test_mirror_missing_a_file(tmp_path, monkeypatch, fresh_home):
         fetch("mnist")
 
 
+def test_mirror_that_does_not_exist(tmp_path, monkeypatch, fresh_home):
+    monkeypatch.setenv("DIGITLEARN_MIRROR", str(tmp_path / "nowhere"))
+    with pytest.raises(DownloadError, match=r"mirror folder .*nowhere \(DIGITLEARN_MIRROR\) does not exist"):
+        fetch("mnist_sample")
+
+
 def test_unknown_dataset_name():
     with pytest.raises(DataError, match="unknown dataset 'mnistt'"):
         fetch("mnistt")

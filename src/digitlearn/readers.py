@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from PIL import Image
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
+from safetensors.torch import load, save_file
 from tqdm.auto import tqdm
 
 from .errors import DataError
@@ -205,15 +205,18 @@ def _load_cache(path: Path, fingerprint: str) -> tuple[dict[str, SplitArrays], l
     if not path.is_file():
         return None
     try:
-        with safe_open(path, framework="pt") as f:
+        with safe_open(path, framework="pt") as f:  # reads only the header
             meta = f.metadata() or {}
-            if meta.get("format") != CACHE_FORMAT or meta.get("fingerprint") != fingerprint:
-                return None
-            splits = {
-                s: (f.get_tensor(f"{s}_x"), f.get_tensor(f"{s}_y"), json.loads(meta[f"{s}_names"]))
-                for s in ("train", "valid")
-            }
-            return splits, json.loads(meta["classes"])
+        if meta.get("format") != CACHE_FORMAT or meta.get("fingerprint") != fingerprint:
+            return None
+        # one read into memory: tensors mapped from the file would fault pages in on first use
+        # and crash if the file were truncated under them
+        tensors = load(path.read_bytes())
+        splits = {
+            s: (tensors[f"{s}_x"], tensors[f"{s}_y"], json.loads(meta[f"{s}_names"]))
+            for s in ("train", "valid")
+        }
+        return splits, json.loads(meta["classes"])
     except (OSError, SafetensorError, ValueError, KeyError):
         return None  # a damaged cache is only a cache: decode again and rewrite it
 

@@ -162,6 +162,8 @@ def _obtain(remote: RemoteFile) -> Path:
 
 
 def _from_mirror(root: Path, remote: RemoteFile) -> Path:
+    if not root.is_dir():
+        raise DownloadError(f"mirror folder {root} (DIGITLEARN_MIRROR) does not exist")
     path = root / remote.name
     if not path.is_file():
         raise DownloadError(f"mirror {root} (DIGITLEARN_MIRROR) has no file {remote.name}")
