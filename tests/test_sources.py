@@ -289,3 +289,8 @@ def test_home_defaults_to_user_cache(monkeypatch, tmp_path):
     assert home() == tmp_path / ".cache" / "digitlearn"
     os.environ["DIGITLEARN_HOME"] = "~/x"
     assert home() == tmp_path / "x"
+
+
+def test_download_without_urls(offline):
+    with pytest.raises(DownloadError, match=r"no URL is known for x\.tgz"):
+        download(RemoteFile("x.tgz", (), "0" * 32), offline / "x.tgz")

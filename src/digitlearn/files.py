@@ -29,12 +29,19 @@ def atomic_path(dest: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
 
 @contextmanager
 def atomic_dir(dest: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary folder beside `dest`; rename it to `dest` only if the block succeeds."""
+    """Yield a temporary folder beside `dest`; rename it to `dest` only if the block succeeds.
+
+    If another process finished the same folder first, theirs is kept and ours discarded.
+    """
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent))
     try:
         yield tmp
-        os.replace(tmp, dest)
+        try:
+            os.replace(tmp, dest)
+        except OSError:
+            if not dest.is_dir():
+                raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

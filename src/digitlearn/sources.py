@@ -195,7 +195,7 @@ def download(remote: RemoteFile, dest: Path, retries: int = 3, timeout: float = 
 
     Only a file whose size and md5 match is renamed to `dest`; a bad download is deleted.
     """
-    problems = []
+    problems = [f"no URL is known for {remote.name}"]
     for url in remote.urls:
         for attempt in range(retries):
             try:

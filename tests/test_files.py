@@ -1,0 +1,31 @@
+"""Atomic writes: a file or folder appears whole or not at all."""
+
+import pytest
+
+from digitlearn.files import atomic_dir, atomic_path
+
+
+def test_atomic_path_renames_only_on_success(tmp_path):
+    dest = tmp_path / "out.bin"
+    with pytest.raises(RuntimeError), atomic_path(dest) as tmp:
+        tmp.write_bytes(b"half")
+        raise RuntimeError("interrupted")
+    assert list(tmp_path.iterdir()) == []
+    with atomic_path(dest, suffix=".png") as tmp:
+        assert tmp.name.endswith(".png.part")
+        tmp.write_bytes(b"whole")
+    assert dest.read_bytes() == b"whole" and list(tmp_path.iterdir()) == [dest]
+
+
+def test_atomic_dir_keeps_a_folder_another_process_finished_first(tmp_path):
+    dest = tmp_path / "data"
+    with atomic_dir(dest) as staging:
+        (staging / "ours").write_text("x")
+        dest.mkdir()  # someone else got there first
+        (dest / "theirs").write_text("y")
+    assert [p.name for p in dest.iterdir()] == ["theirs"]
+    assert [p.name for p in tmp_path.iterdir()] == ["data"]
+    with pytest.raises(ValueError), atomic_dir(tmp_path / "never") as staging:
+        (staging / "f").write_text("x")
+        raise ValueError
+    assert not (tmp_path / "never").exists()
