@@ -21,6 +21,13 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ["DIGITLEARN_HOME"] = config._digitlearn_home
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # tests on the real data are marked, so `pytest -m "not mnist"` runs the rest quickly
+    for item in items:
+        if {"mirror", "sample", "mnist"} & set(getattr(item, "fixturenames", ())):
+            item.add_marker("mnist")
+
+
 def pytest_unconfigure(config: pytest.Config) -> None:
     shutil.rmtree(getattr(config, "_digitlearn_home", ""), ignore_errors=True)
 

@@ -33,7 +33,6 @@ def test_dataset_splits_and_classes(tmp_path):
     assert "6 train, 6 valid, 8x8 images" in repr(ds)
 
 
-@pytest.mark.mnist
 def test_mnist_sample_sizes(sample):
     assert sample.classes == ["3", "7"]
     counts = [int((s.y == c).sum()) for s in (sample.train, sample.valid) for c in (0, 1)]
@@ -41,7 +40,6 @@ def test_mnist_sample_sizes(sample):
     assert sample.train.x.shape == (12396, 28, 28) and sample.train.x.dtype == torch.uint8
 
 
-@pytest.mark.mnist
 def test_mnist_idx_and_png_give_identical_tensors(mnist, mirror):
     png = load_dataset("mnist_png")
     assert (len(mnist.train), len(mnist.valid)) == (60_000, 10_000)
@@ -56,7 +54,6 @@ def test_mnist_idx_and_png_give_identical_tensors(mnist, mirror):
     assert torch.equal(again.train.x, png.train.x) and again.valid.names == png.valid.names
 
 
-@pytest.mark.mnist
 def test_official_label_files(mnist, mirror):
     """The label bytes are the official ones; the mirror's SHA256SUMS vouch for the rest."""
     import gzip

@@ -1,8 +1,16 @@
 """Atomic writes: a file or folder appears whole or not at all."""
 
+import os
+
 import pytest
 
 from digitlearn.files import atomic_dir, atomic_path
+
+
+def current_umask() -> int:
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return umask
 
 
 def test_atomic_path_renames_only_on_success(tmp_path):
@@ -15,6 +23,7 @@ def test_atomic_path_renames_only_on_success(tmp_path):
         assert tmp.name.endswith(".png.part")
         tmp.write_bytes(b"whole")
     assert dest.read_bytes() == b"whole" and list(tmp_path.iterdir()) == [dest]
+    assert dest.stat().st_mode & 0o777 == 0o666 & ~current_umask()  # not private like mkstemp's
 
 
 def test_atomic_dir_keeps_a_folder_another_process_finished_first(tmp_path):
@@ -29,3 +38,6 @@ def test_atomic_dir_keeps_a_folder_another_process_finished_first(tmp_path):
         (staging / "f").write_text("x")
         raise ValueError
     assert not (tmp_path / "never").exists()
+    with atomic_dir(tmp_path / "shared") as staging:
+        pass
+    assert (tmp_path / "shared").stat().st_mode & 0o777 == 0o777 & ~current_umask()

@@ -1,25 +1,28 @@
 """Writing files so that a crash or a bad input never leaves half of one behind."""
 
 import os
+import secrets
 import shutil
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+
+def _temp_name(dest: Path, suffix: str = "") -> Path:
+    # beside dest, so the final rename is atomic; made by the writer with the usual umask
+    # permissions (mkstemp's would make every result private to its owner)
+    return dest.parent / f".{dest.name}.{secrets.token_hex(6)}{suffix}.part"
 
 
 @contextmanager
 def atomic_path(dest: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     """Yield a temporary path beside `dest`; rename it onto `dest` only if the block succeeds.
 
-    The temporary name lives in the same folder so the final rename is atomic. `suffix`
-    keeps an extension on the temporary name for writers that pick a format from it.
+    `suffix` keeps an extension on the temporary name for writers that pick a format from it.
     """
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=suffix + ".part", dir=dest.parent)
-    os.close(fd)
-    tmp = Path(tmp)
+    tmp = _temp_name(dest, suffix)
     try:
         yield tmp
         os.replace(tmp, dest)
@@ -35,7 +38,8 @@ def atomic_dir(dest: str | os.PathLike) -> Iterator[Path]:
     """
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent))
+    tmp = _temp_name(dest)
+    tmp.mkdir()
     try:
         yield tmp
         try:
