@@ -69,10 +69,9 @@ def cmd_baseline(args: argparse.Namespace) -> int:
             )
         )
         return 0
-    name = {"l1": "L1 (mean absolute difference)", "rmse": "RMSE (root mean squared difference)"}
     print(
-        f"pixel similarity on {args.data}: nearest {args.split}-set class mean, "
-        f"{name[args.distance]}; means from {len(ds.train):,} train images"
+        f"pixel similarity, {args.data} {args.split}: nearest class mean by {args.distance.upper()} "
+        f"distance (means of {len(ds.train):,} train images)"
     )
     print(f"{'class':>5}  {'images':>7}  {'correct':>7}  {'accuracy':>8}")
     for c, n, k, a in zip(ds.classes, report.counts, report.correct, report.class_accuracy, strict=True):

@@ -261,18 +261,25 @@ def extract_archive(archive: Path, dest: Path) -> None:
     try:
         if archive.name.endswith(".zip"):
             with zipfile.ZipFile(archive) as z:
-                for info in z.infolist():
+                infos = z.infolist()
+                for info in infos:
                     _check_member(archive, info.filename)
                     if stat.S_ISLNK(info.external_attr >> 16):
                         raise DataError(f"{archive}: member {info.filename!r} is a link; refusing it")
-                z.extractall(dest)
+                z.extractall(dest, members=_progress(infos, archive))
         else:
             with tarfile.open(archive) as t:
-                for member in t.getmembers():
+                members = t.getmembers()
+                for member in members:
                     _check_tar_member(archive, member)
-                t.extractall(dest, filter="data")  # the standard library's own safety net too
+                # the standard library's "data" filter is a second safety net
+                t.extractall(dest, members=_progress(members, archive), filter="data")
     except (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error, gzip.BadGzipFile) as e:
         raise DataError(f"{archive}: not a readable archive ({e})") from None
+
+
+def _progress(members: list, archive: Path) -> tqdm:
+    return tqdm(members, desc=f"extracting {archive.name}", unit="file", disable=None, leave=False)
 
 
 def _check_member(archive: Path, name: str) -> PurePosixPath:
