@@ -77,6 +77,15 @@ def test_show_the_chapter_example(sample, capsys, tmp_path):
     assert Image.open(out_png).format == "PNG"
 
 
+def test_show_count_past_the_end(tmp_path):
+    root = make_folder(tmp_path / "ds")
+    result = run(
+        "show", "--data", str(root), "--index", "4", "--count", "3", "--out", str(tmp_path / "g.png")
+    )
+    assert result.returncode == 1 and "--index 4 --count 3 is out of range" in result.stderr
+    assert not (tmp_path / "g.png").exists()
+
+
 def test_show_grid_and_means(sample, tmp_path):
     assert main(["show", "--data", "mnist_sample", "--count", "6", "--out", str(tmp_path / "g.png")]) == 0
     assert main(["show", "--data", "mnist_sample", "--means", "--out", str(tmp_path / "m.png")]) == 0
@@ -94,7 +103,7 @@ def test_on_a_folder_of_ones_own(tmp_path, capsys):
     [
         (["baseline", "--data", "nope_set"], "'nope_set' is neither a known dataset"),
         (["baseline", "--data", "/no/such/dir"], "no such file or folder: /no/such/dir"),
-        (["show", "--data", "{root}", "--index", "99"], "--index 99 --count 1 is out of range: train has 6"),
+        (["show", "--data", "{root}", "--index", "99"], "--index 99 is out of range: train has 6"),
         (["show", "--data", "{root}", "--class", "5"], "class '5' is not in"),
         (["show", "--data", "{root}", "--out", "{tmp}/x.bmpx"], "unsupported figure format '.bmpx'"),
         (["baseline", "--data", "{root}", "--split", "dev"], "unknown split 'dev'"),

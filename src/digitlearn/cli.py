@@ -94,9 +94,9 @@ def cmd_show(args: argparse.Namespace) -> int:
         split = split.of_class(ds.class_index(args.cls))
         where += f" class {args.cls}"
     if not 0 <= args.index < len(split) or args.count < 1 or args.index + args.count > len(split):
+        asked = f"--index {args.index}" + (f" --count {args.count}" if args.count != 1 else "")
         raise DigitlearnError(
-            f"--index {args.index} --count {args.count} is out of range: "
-            f"{where} has {len(split):,} images (index 0 to {len(split) - 1:,})"
+            f"{asked} is out of range: {where} has {len(split):,} images (index 0 to {len(split) - 1:,})"
         )
     item = split[args.index]
     image, label = item.x[0], ds.classes[int(item.y)]

@@ -36,6 +36,7 @@ class Split:
         return len(self.y)
 
     def __getitem__(self, index: int | slice | torch.Tensor) -> "Split":
+        """A smaller Split: one item, a slice, or a tensor of indices."""
         idx = torch.arange(len(self))[index].reshape(-1)
         return Split(self.x[idx], self.y[idx], [self.names[i] for i in idx.tolist()])
 

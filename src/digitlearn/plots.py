@@ -17,13 +17,13 @@ from .files import atomic_path
 def format_pixels(image: torch.Tensor, rows: slice = slice(None), cols: slice = slice(None)) -> str:
     """An image's pixel values as an aligned grid with row and column indices."""
     h, w = image.shape[-2:]
-    r = range(h)[rows]
-    c = range(w)[cols]
-    values = image[r.start : r.stop : r.step, c.start : c.stop : c.step]
-    width = max(3, len(str(int(values.max()))) if values.numel() else 3, len(str(c[-1] if c else 0)))
-    lines = [" " * 4 + "".join(f"{j:>{width + 1}}" for j in c)]
-    for i, row in zip(r, values.tolist(), strict=True):
-        lines.append(f"{i:>3} " + "".join(f"{v:>{width + 1}}" for v in row))
+    cells = [[str(v) for v in row] for row in image[rows, cols].tolist()]
+    row_ids, col_ids = range(h)[rows], range(w)[cols]
+    width = 1 + max([3, *(len(str(j)) for j in col_ids), *(len(v) for row in cells for v in row)])
+    lines = [" " * 4 + "".join(f"{j:>{width}}" for j in col_ids)]
+    lines += [
+        f"{i:>3} " + "".join(f"{v:>{width}}" for v in row) for i, row in zip(row_ids, cells, strict=True)
+    ]
     return "\n".join(lines)
 
 
