@@ -162,12 +162,16 @@ def read_image_folder(
         split: _list_split(root / folder) for split, folder in zip(("train", "valid"), layout, strict=True)
     }
     classes = sorted({c for per_class in listing.values() for c in per_class}, key=natural_key)
+    # every split's items in dataset order: grouped by class, in name order within a class
+    items = {
+        split: [(i, e) for i, c in enumerate(classes) for e in per_class.get(c, [])]
+        for split, per_class in listing.items()
+    }
     h = hashlib.sha256(f"{CACHE_FORMAT} {layout} {size}".encode())
-    for split, per_class in listing.items():
-        for c in sorted(per_class):
-            for e in per_class[c]:
-                st = e.stat()
-                h.update(f"{split}/{c}/{e.name} {st.st_size} {st.st_mtime_ns}\n".encode())
+    for split, entries in items.items():
+        for i, e in entries:
+            st = e.stat()
+            h.update(f"{split}/{classes[i]}/{e.name} {st.st_size} {st.st_mtime_ns}\n".encode())
     fingerprint = h.hexdigest()
     tag = "native" if size is None else f"{size[0]}x{size[1]}"
     places = [
@@ -179,18 +183,16 @@ def read_image_folder(
         if (cached := _load_cache(place, fingerprint)) is not None:
             return cached
 
-    splits = {}
-    paths, counts = [], []
-    for split, per_class in listing.items():
-        names = [f"{c}/{e.name}" for c in classes for e in per_class.get(c, [])]
-        y = torch.tensor([i for i, c in enumerate(classes) for _ in per_class.get(c, [])], dtype=torch.int64)
-        paths += [e.path for c in classes for e in per_class.get(c, [])]
-        counts.append(len(names))
-        splits[split] = (y, names)
+    paths = [e.path for entries in items.values() for _, e in entries]
     x = decode_images(paths, size, desc=f"decoding {root.name}")
-    xs = torch.split(x, counts)
+    xs = torch.split(x, [len(entries) for entries in items.values()])
     result = {
-        split: (xi.contiguous(), y, names) for (split, (y, names)), xi in zip(splits.items(), xs, strict=True)
+        split: (
+            xi.contiguous(),
+            torch.tensor([i for i, _ in entries], dtype=torch.int64),
+            [f"{classes[i]}/{e.name}" for i, e in entries],
+        )
+        for (split, entries), xi in zip(items.items(), xs, strict=True)
     }
     for place in places:
         try:
