@@ -201,7 +201,7 @@ def test_read_only_folder_caches_under_home_simulated(tmp_path, fresh_home, monk
 @pytest.mark.parametrize("kind", ["tgz", "zip"])
 def test_archives_of_a_dataset(tmp_path, fresh_home, kind):
     src = make_folder(tmp_path / "src" / "digits")
-    path = tmp_path / f"digits.{kind}"
+    path = tmp_path / f"digits.{kind.upper() if kind == 'zip' else kind}"  # suffixes in any case
     if kind == "tgz":
         with tarfile.open(path, "w:gz") as t:
             t.add(src, arcname="digits")
@@ -246,6 +246,8 @@ def test_idx_folder(tmp_path, gz):
     ds = load_dataset(make_idx(tmp_path / "idx", gz=gz))
     assert ds.train.x.shape == (5, 4, 4) and ds.valid.y.tolist() == [0, 1, 2]
     assert ds.classes == ["0", "1", "2"] and ds.train.names[:2] == ["0/0", "1/1"]
+    small = load_dataset(tmp_path / "idx", size=(2, 3))
+    assert small.train.x.shape == (5, 2, 3) and torch.equal(small.valid.y, ds.valid.y)
 
 
 def test_idx_wrong_magic(tmp_path):

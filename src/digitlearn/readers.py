@@ -65,13 +65,17 @@ def to_gray(img: Image.Image) -> Image.Image:
     return img if img.mode == "L" else img.convert("L")
 
 
+def resized(gray: Image.Image, size: Size | None) -> Image.Image:
+    """`gray` at `size` (height, width); unchanged when no size is asked for or it already fits."""
+    if size is None or gray.size == (size[1], size[0]):
+        return gray
+    return gray.resize((size[1], size[0]), Image.Resampling.BILINEAR)
+
+
 def read_image(path: str | os.PathLike, size: Size | None = None) -> np.ndarray:
     """One image file as a uint8 (H, W) array, resized to `size` (height, width) if given."""
     with Image.open(path) as img:
-        gray = to_gray(img)
-        if size is not None and gray.size != (size[1], size[0]):
-            gray = gray.resize((size[1], size[0]), Image.Resampling.BILINEAR)
-        return np.asarray(gray)
+        return np.asarray(resized(to_gray(img), size))
 
 
 def _decode_chunk(task: tuple[list[str], Size | None]) -> tuple[np.ndarray | None, list, tuple | None]:
@@ -284,20 +288,12 @@ def read_idx_folder(root: Path, size: Size | None = None) -> tuple[dict[str, Spl
                 f"{files[split, 'labels']} holds {tuple(y.shape)} labels"
             )
         if size is not None and tuple(x.shape[1:]) != size:
-            x = torch.from_numpy(
-                np.stack(
-                    [
-                        np.asarray(Image.fromarray(a).resize((size[1], size[0]), Image.Resampling.BILINEAR))
-                        for a in x.numpy()
-                    ]
-                )
-            )
-        splits[split] = (x, y.long())
-    n_classes = int(max(y.max() for _, y in splits.values())) + 1
-    # item names mirror the PNG layout's "<class>/<index>.png": "<class>/<index>"
-    return {s: (x, y, [f"{c}/{i}" for i, c in enumerate(y.tolist())]) for s, (x, y) in splits.items()}, [
-        str(i) for i in range(n_classes)
-    ]
+            x = torch.from_numpy(np.stack([np.asarray(resized(Image.fromarray(a), size)) for a in x.numpy()]))
+        y = y.long()
+        # item names mirror the PNG layout's "<class>/<index>.png": "<class>/<index>"
+        splits[split] = (x, y, [f"{c}/{i}" for i, c in enumerate(y.tolist())])
+    n_classes = int(max(y.max() for _, y, _ in splits.values())) + 1
+    return splits, [str(i) for i in range(n_classes)]
 
 
 # ---------------------------------------------------------------- any source on disk

@@ -259,7 +259,7 @@ def extract_archive(archive: Path, dest: Path) -> None:
     On refusal nothing is extracted (callers extract into a folder that is then discarded).
     """
     try:
-        if archive.name.endswith(".zip"):
+        if archive.name.lower().endswith(".zip"):
             with zipfile.ZipFile(archive) as z:
                 infos = z.infolist()
                 for info in infos:
