@@ -78,3 +78,21 @@ def make_folder(root: Path, layout=("train", "valid"), classes=("3", "7"), n: in
             for k in range(n):
                 Image.fromarray(digit_image(40 * (ci + 1), size, seed=k)).save(d / f"{k}.png")
     return root
+
+
+def toy_dls(n: int = 256, d: int = 8, bs: int = 32, n_classes: int = 2, seed: int = 0, shuffle: bool = False):
+    """Separable synthetic data: the class is the argmax of a fixed linear map of the inputs."""
+    import torch
+
+    from digitlearn import DataLoader, DataLoaders
+
+    g = torch.Generator().manual_seed(seed)
+    w = torch.randn(d, n_classes, generator=g)
+    x = torch.randn(n, d, generator=g)
+    y = (x @ w).argmax(1)
+    split = n * 3 // 4
+    return DataLoaders(
+        DataLoader(x[:split], y[:split], bs=bs, shuffle=shuffle),
+        DataLoader(x[split:], y[split:], bs=bs),
+        classes=[f"c{i}" for i in range(n_classes)],
+    )

@@ -2,12 +2,15 @@
 
 import json
 import os
+import signal
 import subprocess
 import sys
 
 import pytest
+import torch
 from PIL import Image
 
+from digitlearn import load_model
 from digitlearn.cli import main
 
 from .conftest import make_folder
@@ -139,3 +142,155 @@ def test_datasets_lists_the_registry(capsys, fresh_home):
     assert main(["datasets"]) == 0
     out = capsys.readouterr().out
     assert str(fresh_home) in out and all(n in out for n in ("mnist_sample", "mnist_png", "mnist "))
+
+
+# ---------------------------------------------------------------- train and lr-find
+
+
+def test_train_writes_a_run_folder(tmp_path, capsys):
+    root = make_folder(tmp_path / "ds", n=20)
+    out = tmp_path / "run"
+    assert main(["train", "--data", str(root), "--epochs", "3", "--lr", "0.5", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0].startswith("training simple_net (1,981 parameters) on ")
+    table = printed[printed.index(next(line for line in printed if line.lstrip().startswith("epoch"))) :]
+    assert [line.split()[0] for line in table[:4]] == ["epoch", "0", "1", "2"]
+    assert table[4].startswith("after 3 epochs: train_loss ") and ", batch_accuracy " in table[4]
+    assert (
+        table[5] == f"wrote {out}: config.json, history.csv, history.json, history.png, weights.safetensors"
+    )
+    config = json.loads((out / "config.json").read_text())
+    assert config["model"] == {"arch": "simple_net", "n_in": 64, "n_hidden": 30, "n_out": 1}
+    assert config["classes"] == ["3", "7"] and config["loss"] == {"name": "mnist_loss"}
+    assert config["train"]["epochs"] == 3 and config["epochs_done"] == 3 and not config["interrupted"]
+    history = (out / "history.csv").read_text().splitlines()
+    assert history[0] == "epoch,train_loss,valid_loss,batch_accuracy,time" and len(history) == 4
+    assert config["results"]["batch_accuracy"] == float(history[-1].split(",")[3])
+    assert Image.open(out / "history.png").format == "PNG"
+    model, _ = load_model(out)
+    assert model(torch.zeros(1, 64)).shape == (1, 1)
+
+
+def test_train_ten_classes_mlp_adam_one_cycle(tmp_path, capsys):
+    root = make_folder(tmp_path / "ds", classes=("a", "b", "c"), n=10)
+    out = tmp_path / "run"
+    args = ["train", "--data", str(root), "--model", "mlp", "--hidden", "16,8", "--opt", "adam"]
+    assert main([*args, "--one-cycle", "--epochs", "4", "--lr", "0.01", "--out", str(out), "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert "epoch  train_loss" not in printed and "4 epochs, one-cycle to lr 0.01, adam" in printed
+    assert "after 4 epochs: train_loss " in printed and ", accuracy " in printed
+    config = json.loads((out / "config.json").read_text())
+    assert config["model"]["hidden"] == [16, 8] and config["model"]["n_out"] == 3
+    assert config["loss"]["name"] == "cross_entropy" and config["metrics"] == ["accuracy"]
+
+
+def test_default_run_folders_are_numbered_not_replaced(tmp_path, monkeypatch, capsys):
+    root = make_folder(tmp_path / "ds")
+    monkeypatch.chdir(tmp_path)
+    for _ in range(2):
+        assert main(["train", "--data", str(root), "--model", "linear", "--epochs", "1", "--quiet"]) == 0
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["ds-linear", "ds-linear-2"]
+
+
+def test_existing_out_needs_force(tmp_path, capsys):
+    root = make_folder(tmp_path / "ds")
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    result = run("train", "--data", str(root), "--epochs", "1", "--out", str(out))
+    assert result.returncode == 1 and "already exists: choose another --out, or add --force" in result.stderr
+    assert result.stdout == "" and [p.name for p in out.iterdir()] == [
+        "keep.txt"
+    ]  # no training, nothing lost
+    assert main(["train", "--data", str(root), "--epochs", "1", "--out", str(out), "--force", "--quiet"]) == 0
+    assert "keep.txt" not in [p.name for p in out.iterdir()] and (out / "weights.safetensors").exists()
+
+
+def test_divergence_is_one_line_and_writes_nothing(tmp_path):
+    root = make_folder(tmp_path / "ds", n=10)
+    result = run(
+        "train", "--data", str(root), "--loss", "bce", "--lr", "1e30", "--out", str(tmp_path / "run")
+    )
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip().startswith("digitlearn: error: the validation loss became nan at epoch 0")
+    assert "(learning rate 1e+30): try a smaller learning rate" in result.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_lr_find_prints_a_suggestion_and_writes_the_plot(tmp_path, capsys):
+    root = make_folder(tmp_path / "ds", n=40)
+    plot = tmp_path / "lr.png"
+    assert main(["lr-find", "--data", str(root), "--bs", "8", "--num-it", "40", "--out", str(plot)]) == 0
+    out = capsys.readouterr().out
+    suggestion = float(out.split("suggested learning rate: ")[1].split()[0])
+    assert 1e-7 < suggestion < 10 and f"wrote {plot}" in out
+    assert Image.open(plot).format == "PNG"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--lr", "0"],
+        ["--lr", "nan"],
+        ["--epochs", "-1"],
+        ["--hidden", "0"],
+        ["--bs", "x"],
+        ["--model", "cnn9"],
+    ],
+)
+def test_bad_training_arguments_exit_2(args, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", *args])
+    assert exit_info.value.code == 2 and "error: argument" in capsys.readouterr().err
+
+
+def test_binary_loss_on_three_classes_is_refused(tmp_path):
+    root = make_folder(tmp_path / "ds", classes=("a", "b", "c"))
+    result = run("train", "--data", str(root), "--loss", "mnist", "--out", str(tmp_path / "run"))
+    assert result.returncode == 1 and "--loss mnist is for two classes, but" in result.stderr
+    assert "has 3; use --loss ce" in result.stderr
+
+
+def test_same_seed_same_history_and_weights(sample, tmp_path):
+    """Same seed, same data, same command: bit-identical history (apart from time) and weights."""
+    outs = [tmp_path / "a", tmp_path / "b"]
+    for out in outs:
+        result = run("train", "--data", "mnist_sample", "--epochs", "2", "--seed", "3", "--out", str(out))
+        assert result.returncode == 0, result.stderr
+    a, b = ([line.rsplit(",", 1)[0] for line in (o / "history.csv").read_text().splitlines()] for o in outs)
+    assert a == b and len(a) == 3
+    ja, jb = (json.loads((o / "history.json").read_text()) for o in outs)
+    assert ja["batch_losses"] == jb["batch_losses"]
+    assert (outs[0] / "weights.safetensors").read_bytes() == (outs[1] / "weights.safetensors").read_bytes()
+
+
+def test_ctrl_c_saves_the_run_so_far(sample, tmp_path):
+    out = tmp_path / "run"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "digitlearn",
+            "train",
+            "--data",
+            "mnist_sample",
+            "--epochs",
+            "500",
+            "--out",
+            str(out),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    for line in proc.stdout:
+        if line.split()[:1] == ["1"]:  # the second epoch's row: training is under way
+            break
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr and "interrupted at epoch" in stderr
+    config = json.loads((out / "config.json").read_text())
+    assert config["interrupted"] and 2 <= config["epochs_done"] < 500
+    assert len((out / "history.csv").read_text().splitlines()) == config["epochs_done"] + 1
+    assert f"wrote {out}" in stdout

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from digitlearn import load_dataset
+from digitlearn import InputFormat, load_dataset
 from digitlearn.data import Split
 from digitlearn.errors import DataError
 
@@ -65,3 +65,26 @@ def test_official_label_files(mnist, mirror):
         == "d53e105ee54ea40749a09fcbcd1e9432"
     )
     assert torch.equal(torch.tensor(list(raw[8:])), mnist.train.y)
+
+
+def test_dataloaders_prepare_the_chapters_inputs(tmp_path):
+    ds = load_dataset(make_folder(tmp_path / "ds", n=5))  # 10 train, 10 valid 8x8 images
+    dls = ds.dataloaders(bs=4, shuffle=False)
+    xb, yb = dls.train.one_batch()
+    assert xb.shape == (4, 64) and xb.dtype == torch.float32 and yb.dtype == torch.int64
+    assert torch.equal(xb, ds.train.x[:4].reshape(4, 64).float() / 255)  # the chapter's .float()/255
+    assert len(dls.train) == 3 and dls.valid.bs == 8 and dls.classes == ["3", "7"]
+    assert dls.input_format == {"height": 8, "width": 8, "flat": True}
+    images = ds.dataloaders(bs=4, flat=False, valid_bs=3)
+    assert images.train.one_batch()[0].shape == (4, 1, 8, 8) and len(images.valid) == 4
+    shuffled = ds.dataloaders(bs=10, generator=torch.Generator().manual_seed(0))
+    assert sorted(shuffled.train.one_batch()[1].tolist()) == sorted(ds.train.y.tolist())
+
+
+def test_input_format():
+    fmt = InputFormat(2, 3)
+    x = torch.tensor([[[0, 255, 51], [0, 0, 0]]], dtype=torch.uint8)
+    assert torch.allclose(fmt(x), torch.tensor([[0.0, 1.0, 0.2, 0.0, 0.0, 0.0]]))
+    assert InputFormat(2, 3, flat=False)(x.float() / 255).shape == (1, 1, 2, 3)
+    with pytest.raises(DataError, match="images are 3x2, but the model takes 2x3"):
+        fmt(torch.zeros(1, 3, 2, dtype=torch.uint8))

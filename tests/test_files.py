@@ -41,3 +41,17 @@ def test_atomic_dir_keeps_a_folder_another_process_finished_first(tmp_path):
     with atomic_dir(tmp_path / "shared") as staging:
         pass
     assert (tmp_path / "shared").stat().st_mode & 0o777 == 0o777 & ~current_umask()
+
+
+def test_atomic_dir_replace_swaps_a_whole_folder(tmp_path):
+    dest = tmp_path / "run"
+    dest.mkdir()
+    (dest / "old").write_text("x")
+    with pytest.raises(ValueError), atomic_dir(dest, replace=True) as staging:
+        (staging / "new").write_text("y")
+        raise ValueError
+    assert [p.name for p in dest.iterdir()] == ["old"]  # a failed write keeps the old folder
+    with atomic_dir(dest, replace=True) as staging:
+        (staging / "new").write_text("y")
+    assert [p.name for p in dest.iterdir()] == ["new"]
+    assert [p.name for p in tmp_path.iterdir()] == ["run"]  # no leftovers beside it

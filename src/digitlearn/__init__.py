@@ -3,22 +3,78 @@
 __version__ = "0.1.0"
 
 from .baseline import PixelSimilarity, mnist_distance, rmse_distance
-from .data import Dataset, Split, load_dataset
+from .callbacks import (
+    Callback,
+    CancelBatchException,
+    CancelEpochException,
+    CancelFitException,
+    CancelStepException,
+    CancelTrainException,
+    CancelValidateException,
+    CSVLogger,
+    EarlyStopping,
+    ParamScheduler,
+    ProgressCallback,
+    Recorder,
+    SaveBestModel,
+    TrainingDiverged,
+)
+from .data import Dataset, InputFormat, Split, load_dataset
 from .errors import DataError, DigitlearnError, DownloadError
+from .learner import Learner, set_seed
+from .loaders import DataLoader, DataLoaders
+from .losses import bce_loss, cross_entropy, mnist_loss
+from .metrics import accuracy, batch_accuracy, error_rate
+from .models import init_params, linear1, mlp, simple_net
+from .optim import SGD, Adam, BasicOptim
+from .runs import load_model
 from .sources import DatasetSpec, RemoteFile, fetch, register
 
 __all__ = [
+    "SGD",
+    "Adam",
+    "BasicOptim",
+    "CSVLogger",
+    "Callback",
+    "CancelBatchException",
+    "CancelEpochException",
+    "CancelFitException",
+    "CancelStepException",
+    "CancelTrainException",
+    "CancelValidateException",
     "DataError",
+    "DataLoader",
+    "DataLoaders",
     "Dataset",
     "DatasetSpec",
     "DigitlearnError",
     "DownloadError",
+    "EarlyStopping",
+    "InputFormat",
+    "Learner",
+    "ParamScheduler",
     "PixelSimilarity",
+    "ProgressCallback",
+    "Recorder",
     "RemoteFile",
+    "SaveBestModel",
     "Split",
+    "TrainingDiverged",
+    "accuracy",
+    "batch_accuracy",
+    "bce_loss",
+    "cross_entropy",
+    "error_rate",
     "fetch",
+    "init_params",
+    "linear1",
     "load_dataset",
+    "load_model",
+    "mlp",
     "mnist_distance",
+    "mnist_loss",
     "register",
     "rmse_distance",
+    "set_seed",
+    "simple_net",
 ]

@@ -5,12 +5,13 @@
 """
 
 import os
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 
 from .errors import DataError
+from .loaders import DataLoader, DataLoaders
 from .readers import Size, read_path
 from .sources import REGISTRY, fetch
 
@@ -22,6 +23,34 @@ SPLIT_ALIASES = {
     "test": "valid",
     "testing": "valid",
 }
+
+
+@dataclass(frozen=True)
+class InputFormat:
+    """How uint8 images become model inputs: float32 in [0, 1], flat rows or (1, H, W) images.
+
+    Saved with a trained model, so predicting needs no training data to prepare an image.
+    """
+
+    height: int
+    width: int
+    flat: bool = True
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, H, W) uint8 (or float in [0, 1]) images as (N, H*W) or (N, 1, H, W) float32."""
+        x = x.float() / 255 if x.dtype == torch.uint8 else x.float()
+        if tuple(x.shape[-2:]) != (self.height, self.width):
+            raise DataError(
+                f"images are {x.shape[-2]}x{x.shape[-1]}, but the model takes {self.height}x{self.width}"
+            )
+        return (
+            x.reshape(-1, self.height * self.width)
+            if self.flat
+            else x.reshape(-1, 1, self.height, self.width)
+        )
+
+    def to_dict(self) -> dict:
+        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -68,6 +97,35 @@ class Dataset:
         if name not in self.classes:
             raise DataError(f"class {name!r} is not in {self.source} (classes: {', '.join(self.classes)})")
         return self.classes.index(name)
+
+    def dataloaders(
+        self,
+        bs: int = 256,
+        valid_bs: int | None = None,
+        flat: bool = True,
+        shuffle: bool = True,
+        drop_last: bool = False,
+        device: str | torch.device | None = None,
+        generator: torch.Generator | None = None,
+    ) -> DataLoaders:
+        """Train and valid DataLoaders with the chapter's preprocessing, prepared once, up front.
+
+        Inputs are float32 in [0, 1] (`.float()/255`), flattened to H*W for the linear models
+        (`flat=True`) or shaped (1, H, W) for convolutions; targets are int64 class indices.
+        The validation loader uses `valid_bs` (default 2*bs: no gradients, so bigger batches fit).
+        """
+        fmt = InputFormat(*self.train.x.shape[1:], flat=flat)
+        train = DataLoader(
+            fmt(self.train.x),
+            self.train.y,
+            bs=bs,
+            shuffle=shuffle,
+            drop_last=drop_last,
+            generator=generator,
+            device=device,
+        )
+        valid = DataLoader(fmt(self.valid.x), self.valid.y, bs=valid_bs or 2 * bs, device=device)
+        return DataLoaders(train, valid, list(self.classes), fmt.to_dict())
 
     def __repr__(self) -> str:
         h, w = self.train.x.shape[1:]

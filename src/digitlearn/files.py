@@ -31,10 +31,11 @@ def atomic_path(dest: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
 
 
 @contextmanager
-def atomic_dir(dest: str | os.PathLike) -> Iterator[Path]:
+def atomic_dir(dest: str | os.PathLike, replace: bool = False) -> Iterator[Path]:
     """Yield a temporary folder beside `dest`; rename it to `dest` only if the block succeeds.
 
-    If another process finished the same folder first, theirs is kept and ours discarded.
+    If `dest` exists by then (say, another process finished the same folder first), theirs is
+    kept and ours discarded, unless `replace`: then the old folder is swapped out and deleted.
     """
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -42,6 +43,18 @@ def atomic_dir(dest: str | os.PathLike) -> Iterator[Path]:
     tmp.mkdir()
     try:
         yield tmp
+        if replace and dest.is_dir():
+            old = _temp_name(dest, ".old")
+            os.replace(
+                dest, old
+            )  # dest is never half-written: the old folder, then (briefly) none, then ours
+            try:
+                os.replace(tmp, dest)
+            except OSError:
+                os.replace(old, dest)
+                raise
+            shutil.rmtree(old, ignore_errors=True)
+            return
         try:
             os.replace(tmp, dest)
         except OSError:

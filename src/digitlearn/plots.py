@@ -9,6 +9,7 @@ from pathlib import Path
 
 import torch
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from .errors import DigitlearnError
 from .files import atomic_path
@@ -62,3 +63,62 @@ def save_figure(fig: Figure, path: str | Path, dpi: int = 100) -> Path:
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format=fmt, dpi=dpi)
     return path
+
+
+def plot_loss(recorder, skip_start: int = 5, with_valid: bool = True) -> Figure:
+    """Training loss per batch, with the validation loss at the end of each epoch."""
+    fig = Figure(figsize=(6, 4), layout="constrained")
+    ax = fig.subplots()
+    losses = recorder.losses
+    ax.plot(range(skip_start, len(losses)), losses[skip_start:], label="train (per batch)")
+    rows = recorder.history
+    if with_valid and rows and losses:
+        per_epoch = len(losses) / len(rows)
+        ax.plot(
+            [per_epoch * (i + 1) - 1 for i in range(len(rows))],
+            [r["valid_loss"] for r in rows],
+            "o-",
+            label="valid",
+        )
+    ax.set_xlabel("batch")
+    ax.set_ylabel("loss")
+    ax.legend()
+    return fig
+
+
+def plot_history(history: list[dict], metrics: list[str], title: str = "") -> Figure:
+    """Two panels per run: train and valid loss by epoch, and each metric by epoch."""
+    fig = Figure(figsize=(10, 4), layout="constrained")
+    ax_loss, ax_metric = fig.subplots(1, 2)
+    epochs = [r["epoch"] for r in history]
+    for key in ("train_loss", "valid_loss"):
+        ax_loss.plot(epochs, [r[key] for r in history], "o-", markersize=3, label=key)
+    ax_loss.set_xlabel("epoch")
+    ax_loss.set_ylabel("loss")
+    ax_loss.legend()
+    for key in metrics:
+        ax_metric.plot(epochs, [r[key] for r in history], "o-", markersize=3, label=key)
+    ax_metric.set_xlabel("epoch")
+    ax_metric.set_ylabel("metric (validation set)")
+    for ax in (ax_loss, ax_metric):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    if metrics:
+        ax_metric.legend()
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def plot_lr_find(lrs: list[float], losses: list[float], suggestion: float | None = None) -> Figure:
+    """Smoothed loss against learning rate on a log axis, the suggested rate marked."""
+    fig = Figure(figsize=(6, 4), layout="constrained")
+    ax = fig.subplots()
+    ax.plot(lrs, losses)
+    ax.set_xscale("log")
+    ax.set_xlabel("learning rate (log scale)")
+    ax.set_ylabel("loss (smoothed)")
+    if suggestion is not None:
+        k = min(range(len(lrs)), key=lambda i: abs(math.log(lrs[i] / suggestion)))
+        ax.plot(lrs[k], losses[k], "ro", label=f"suggestion {suggestion:.2g}")
+        ax.legend()
+    return fig

@@ -1,0 +1,557 @@
+"""Callbacks: everything the Learner does beyond predict, loss, backward, step and zero_grad.
+
+A callback is an object with methods named after events; each gets the Learner and may read or
+change anything on it (`learn.loss`, `learn.opt.lr`, `learn.model`...). Events, in order:
+
+    before_fit
+      before_epoch
+        before_train
+          before_batch, after_pred, after_loss, before_backward, after_backward,
+          before_step, after_step, after_batch          (for each training batch)
+        after_train
+        before_validate
+          before_batch, after_pred, after_loss, after_batch   (for each validation batch)
+        after_validate
+      after_epoch
+    after_fit   (always, however fit ends: finished, stopped, interrupted or failed)
+
+Raising a Cancel*Exception skips the rest of that stage and goes on with its after_ event:
+CancelBatchException skips a batch, CancelFitException ends training. Callbacks run in
+increasing `order`, so the ones that stop training (order 80 and up) see every record made.
+"""
+
+import csv
+import io
+import json
+import math
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import torch
+from tqdm.auto import tqdm
+
+from .errors import DigitlearnError
+from .files import atomic_path
+
+if TYPE_CHECKING:
+    from .learner import Learner
+
+EVENTS = (
+    "before_fit",
+    "before_epoch",
+    "before_train",
+    "before_batch",
+    "after_pred",
+    "after_loss",
+    "before_backward",
+    "after_backward",
+    "before_step",
+    "after_step",
+    "after_batch",
+    "after_train",
+    "before_validate",
+    "after_validate",
+    "after_epoch",
+    "after_fit",
+)
+
+
+class CancelFitException(Exception):
+    """Stop training now; after_fit still runs."""
+
+
+class CancelEpochException(Exception):
+    """Skip the rest of this epoch (training and validation); go on with the next."""
+
+
+class CancelTrainException(Exception):
+    """Skip the rest of this epoch's training; go on to validation."""
+
+
+class CancelValidateException(Exception):
+    """Skip the rest of this validation pass."""
+
+
+class CancelBatchException(Exception):
+    """Skip the rest of this batch (no step if raised before it)."""
+
+
+class CancelStepException(Exception):
+    """Skip this optimizer step (the gradients are still zeroed)."""
+
+
+class TrainingDiverged(DigitlearnError):
+    """The loss became NaN or infinite."""
+
+
+class Callback:
+    """Base class: override the events you need; `order` sets who runs first."""
+
+    order = 0
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+def metric_name(metric: Callable) -> str:
+    return getattr(metric, "__name__", type(metric).__name__)
+
+
+# ---------------------------------------------------------------- recording
+
+
+class Recorder(Callback):
+    """Records per-batch training loss and learning rate, and one row per epoch in `history`.
+
+    A row holds epoch, train_loss (the mean over the epoch's batches, weighted by their size),
+    valid_loss, each metric over the whole validation set, and the epoch's wall time in seconds.
+    Values of a stage that was cancelled are NaN.
+    """
+
+    order = 50
+
+    def __init__(self) -> None:
+        self.history: list[dict] = []
+        self.lrs: list[float] = []
+        self.valid_values: dict[str, float] = {}
+        self.names = ["epoch", "train_loss", "valid_loss", "time"]  # the columns of a history row
+        # training losses stay tensors until read: no device sync per batch
+        self._losses: list[torch.Tensor] = []
+        self._sizes: list[int] = []
+        self._valid: list[_Mean] | None = None
+        self._epoch_start, self._start = 0, None
+
+    @property
+    def losses(self) -> list[float]:
+        """The training loss of every batch so far in this fit."""
+        return torch.stack(self._losses).float().tolist() if self._losses else []
+
+    def _name_columns(self, learn: "Learner") -> None:
+        self.names = ["epoch", "train_loss", "valid_loss", *map(metric_name, learn.metrics), "time"]
+
+    def before_fit(self, learn: "Learner") -> None:
+        self._name_columns(learn)
+        self.history, self.lrs, self._losses, self._sizes = [], [], [], []
+
+    def before_epoch(self, learn: "Learner") -> None:
+        self._start = time.perf_counter()
+        self._epoch_start = len(self._losses)
+        self.valid_values = {}
+
+    def after_step(self, learn: "Learner") -> None:
+        self._losses.append(learn.loss.detach())
+        self._sizes.append(len(learn.yb))
+        self.lrs.append(learn.opt.lr)
+
+    def before_validate(self, learn: "Learner") -> None:
+        self._name_columns(learn)  # validate() may run outside fit
+        self._valid = [_Mean() for _ in range(1 + len(learn.metrics))]
+
+    def after_loss(self, learn: "Learner") -> None:
+        if learn.training or self._valid is None:
+            return
+        n = len(learn.yb)
+        self._valid[0].add(learn.loss.detach(), n)
+        for acc, metric in zip(self._valid[1:], learn.metrics, strict=True):
+            acc.add(metric(learn.preds, learn.yb).detach(), n)
+
+    def after_validate(self, learn: "Learner") -> None:
+        if self._valid is not None:
+            self.valid_values = {k: acc.mean() for k, acc in zip(self.names[2:-1], self._valid, strict=True)}
+        self._valid = None
+
+    def after_epoch(self, learn: "Learner") -> None:
+        k = self._epoch_start
+        row = {"epoch": learn.epoch, "train_loss": weighted_mean(self._losses[k:], self._sizes[k:])}
+        row.update({name: self.valid_values.get(name, math.nan) for name in self.names[2:-1]})
+        row["time"] = time.perf_counter() - self._start if self._start is not None else math.nan
+        self.history.append(row)
+
+    def plot_loss(self, skip_start: int = 5, with_valid: bool = True):
+        """Training loss per batch (and validation loss per epoch) as a matplotlib Figure."""
+        from .plots import plot_loss
+
+        return plot_loss(self, skip_start, with_valid)
+
+
+def weighted_mean(values: list[torch.Tensor], counts: list[int]) -> float:
+    """The mean of per-batch values weighted by batch size (NaN when there are none)."""
+    if not values:
+        return math.nan
+    weights = torch.tensor(counts, dtype=torch.float64)
+    return float((torch.stack(values).double().cpu() * weights).sum() / weights.sum())
+
+
+class _Mean:
+    """Per-batch values and batch sizes, kept as tensors until read."""
+
+    def __init__(self) -> None:
+        self.parts: list[torch.Tensor] = []
+        self.counts: list[int] = []
+
+    def add(self, value: torch.Tensor, n: int) -> None:
+        self.parts.append(value)
+        self.counts.append(n)
+
+    def mean(self) -> float:
+        return weighted_mean(self.parts, self.counts)
+
+
+def format_row(names: list[str], row: dict | None = None) -> str:
+    """One aligned line of the epoch table: the header when `row` is None."""
+    widths = [max(len(n), 5 if n == "epoch" else 8) for n in names]
+    if row is None:
+        return "  ".join(f"{n:>{w}}" for n, w in zip(names, widths, strict=True))
+    cells = []
+    for n, w in zip(names, widths, strict=True):
+        v = row.get(n, math.nan)
+        text = str(v) if n == "epoch" else f"{v:.2f}s" if n == "time" else f"{v:.6f}"
+        cells.append(f"{text:>{w}}")
+    return "  ".join(cells)
+
+
+def _interactive() -> bool:
+    """True in a terminal or a Jupyter kernel: places where a progress bar can redraw."""
+    return sys.stderr.isatty() or "ipykernel" in sys.modules
+
+
+class ProgressCallback(Callback):
+    """Progress bars while training (terminal or Jupyter) and an aligned table, a row per epoch.
+
+    Where nothing can redraw (a pipe, a log file, CI), there are no bars: just the table,
+    printed one plain line per epoch as each epoch ends.
+    """
+
+    order = 60
+
+    def __init__(self, file=None) -> None:
+        self.file = file  # where the table goes (default: sys.stdout at fit time)
+        self.bars = False
+        self.epochs = self.batches = None
+
+    def _print(self, line: str) -> None:
+        out = self.file or sys.stdout
+        if self.bars:
+            tqdm.write(line, file=out)
+        else:
+            print(line, file=out, flush=True)
+
+    def before_fit(self, learn: "Learner") -> None:
+        self.bars = _interactive() and self.file is None
+        self.names = learn.recorder.names
+        self.epochs = (
+            tqdm(total=learn.n_epoch, desc="epochs", unit="epoch", leave=False) if self.bars else None
+        )
+        self._print(format_row(self.names))
+
+    def _start(self, learn: "Learner", desc: str) -> None:
+        if self.bars:
+            self.batches = tqdm(total=len(learn.dl), desc=desc, unit="batch", leave=False)
+
+    def before_train(self, learn: "Learner") -> None:
+        self._start(learn, "train")
+
+    def before_validate(self, learn: "Learner") -> None:
+        self._start(learn, "valid")
+
+    def after_batch(self, learn: "Learner") -> None:
+        if self.bars and self.batches is not None:
+            self.batches.update(1)
+
+    def _stop(self, learn: "Learner") -> None:
+        if self.bars and self.batches is not None:
+            self.batches.close()
+            self.batches = None
+
+    after_train = after_validate = _stop
+
+    def after_epoch(self, learn: "Learner") -> None:
+        self._print(format_row(self.names, learn.recorder.history[-1]))
+        if self.epochs is not None:
+            self.epochs.update(1)
+
+    def after_fit(self, learn: "Learner") -> None:
+        self._stop(learn)
+        if self.epochs is not None:
+            self.epochs.close()
+            self.epochs = None
+
+
+class CSVLogger(Callback):
+    """Writes the history to a CSV file after every epoch (whole file, replaced atomically)."""
+
+    order = 65
+
+    def __init__(self, path: str | Path = "history.csv") -> None:
+        self.path = Path(path)
+
+    def after_epoch(self, learn: "Learner") -> None:
+        write_history(learn.recorder, self.path)
+
+
+def write_history(recorder: Recorder, path: str | Path) -> Path:
+    """The recorder's epoch rows as CSV (`.csv`) or JSON (`.json`, with per-batch losses and lrs)."""
+    path = Path(path)
+    if path.suffix.lower() == ".json":
+        text = json.dumps(
+            {"epochs": recorder.history, "batch_losses": recorder.losses, "batch_lrs": recorder.lrs},
+            indent=1,
+        )
+    else:
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=recorder.names, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(recorder.history)
+        text = buf.getvalue()
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+    return path
+
+
+# ---------------------------------------------------------------- stopping and saving
+
+
+class TrackerCallback(Callback):
+    """Watches one history column (`monitor`) and knows whether the last epoch improved it.
+
+    `mode` "min" or "max"; "auto" minimises losses and error rates and maximises the rest.
+    """
+
+    order = 70
+
+    def __init__(self, monitor: str = "valid_loss", mode: str = "auto", min_delta: float = 0.0) -> None:
+        if mode == "auto":
+            mode = "min" if "loss" in monitor or "error" in monitor else "max"
+        if mode not in ("min", "max"):
+            raise DigitlearnError(f"mode must be 'min', 'max' or 'auto', not {mode!r}")
+        self.monitor, self.mode, self.min_delta = monitor, mode, abs(min_delta)
+        self.best, self.best_epoch = math.nan, None
+
+    def before_fit(self, learn: "Learner") -> None:
+        if self.monitor not in learn.recorder.names:
+            raise DigitlearnError(
+                f"{type(self).__name__} monitors {self.monitor!r}, which is not recorded "
+                f"(recorded: {', '.join(learn.recorder.names[1:-1])})"
+            )
+        self.best, self.best_epoch = math.inf if self.mode == "min" else -math.inf, None
+
+    def improved(self, learn: "Learner") -> bool:
+        value = learn.recorder.history[-1][self.monitor]
+        better = (
+            value < self.best - self.min_delta if self.mode == "min" else value > self.best + self.min_delta
+        )
+        if better:
+            self.best, self.best_epoch = value, learn.epoch
+        return better
+
+
+class SaveBestModel(TrackerCallback):
+    """Keeps the weights of the best epoch and puts them back in the model when training ends.
+
+    With `path`, also saves them there (weights.safetensors + config.json) at each improvement.
+    """
+
+    order = 75
+
+    def __init__(
+        self, monitor: str = "valid_loss", mode: str = "auto", path: str | Path | None = None
+    ) -> None:
+        super().__init__(monitor, mode)
+        self.path = path
+        self.state = None
+
+    def before_fit(self, learn: "Learner") -> None:
+        super().before_fit(learn)
+        self.state = None
+
+    def after_epoch(self, learn: "Learner") -> None:
+        if self.improved(learn):
+            self.state = {k: v.detach().clone() for k, v in learn.model.state_dict().items()}
+            if self.path is not None:
+                learn.save(self.path)
+
+    def after_fit(self, learn: "Learner") -> None:
+        last = learn.recorder.history[-1]["epoch"] if learn.recorder.history else None
+        if self.state is not None and self.best_epoch != last:
+            learn.model.load_state_dict(self.state)
+            print(
+                f"restored the weights of epoch {self.best_epoch} ({self.monitor} {self.best:.6f})",
+                file=sys.stderr,
+            )
+
+
+class EarlyStopping(TrackerCallback):
+    """Stops training when `monitor` has not improved for `patience` epochs."""
+
+    order = 80
+
+    def __init__(
+        self, monitor: str = "valid_loss", mode: str = "auto", min_delta: float = 0.0, patience: int = 3
+    ) -> None:
+        super().__init__(monitor, mode, min_delta)
+        self.patience = patience
+
+    def after_epoch(self, learn: "Learner") -> None:
+        if self.improved(learn):
+            return
+        since = learn.epoch - (-1 if self.best_epoch is None else self.best_epoch)
+        if since >= self.patience:
+            print(
+                f"early stopping after epoch {learn.epoch}: {self.monitor} has not improved for "
+                f"{self.patience} epochs (best {self.best:.6f} at epoch {self.best_epoch})",
+                file=sys.stderr,
+            )
+            raise CancelFitException()
+
+
+class TerminateOnNaN(Callback):
+    """Stops training with a clear error when a loss (training or validation) becomes NaN or infinite.
+
+    A finite training loss can still be followed by a step that overflows the weights; the
+    validation loss that comes next is then the first to show it.
+    """
+
+    order = 20
+
+    def after_loss(self, learn: "Learner") -> None:
+        loss = learn.loss.item()
+        if not math.isfinite(loss):
+            which = "training" if learn.training else "validation"
+            lr = f" (learning rate {learn.opt.lr:g})" if learn.opt is not None else ""
+            raise TrainingDiverged(
+                f"the {which} loss became {loss} at epoch {learn.epoch}, batch {learn.iter}{lr}: "
+                "try a smaller learning rate"
+            )
+
+
+class StopOnInterrupt(Callback):
+    """Ctrl-C stops training at the end of the current batch, keeping the weights and history.
+
+    Sets `learn.interrupted`. A second Ctrl-C interrupts at once, as usual.
+    """
+
+    order = 90
+
+    def __init__(self) -> None:
+        self.hit, self.previous = False, None
+
+    def before_fit(self, learn: "Learner") -> None:
+        learn.interrupted = False
+        self.hit, self.previous = False, None
+        # signal handlers can only be set from the main thread; elsewhere Ctrl-C acts as usual
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGINT, self._handle) or signal.default_int_handler
+
+    def _handle(self, signum, frame) -> None:
+        self.hit = True
+        signal.signal(signal.SIGINT, self.previous)  # so a second Ctrl-C interrupts at once
+
+    def after_batch(self, learn: "Learner") -> None:
+        if self.hit:
+            learn.interrupted = True
+            print(
+                f"\ninterrupted at epoch {learn.epoch}, batch {learn.iter}: stopping, "
+                "with the weights and history so far",
+                file=sys.stderr,
+            )
+            raise CancelFitException()
+
+    def after_fit(self, learn: "Learner") -> None:
+        if self.previous is not None and not self.hit:
+            signal.signal(signal.SIGINT, self.previous)
+        self.previous = None
+
+
+# ---------------------------------------------------------------- schedules
+
+
+def cosine(start: float, end: float) -> Callable[[float], float]:
+    """A half cosine from `start` (pct 0) to `end` (pct 1)."""
+    return lambda pct: end + (start - end) / 2 * (1 + math.cos(math.pi * pct))
+
+
+def joined(pct_split: float, first: Callable[[float], float], second: Callable[[float], float]):
+    """`first` over [0, pct_split], then `second` over [pct_split, 1], each seeing its own 0 to 1."""
+
+    def f(pct: float) -> float:
+        if pct < pct_split:
+            return first(pct / pct_split)
+        return second((pct - pct_split) / (1 - pct_split))
+
+    return f
+
+
+class ParamScheduler(Callback):
+    """Sets optimizer attributes (`lr`, `mom`, ...) before each training batch from f(pct of training)."""
+
+    order = 10
+
+    def __init__(self, scheds: dict[str, Callable[[float], float]]) -> None:
+        self.scheds = scheds
+
+    def before_batch(self, learn: "Learner") -> None:
+        if not learn.training:
+            return
+        n = len(learn.dls.train)
+        pct = (learn.epoch * n + learn.iter) / (learn.n_epoch * n)
+        for name, f in self.scheds.items():
+            setattr(learn.opt, name, f(pct))
+
+
+def one_cycle(
+    lr_max: float,
+    div: float = 25.0,
+    div_final: float = 1e5,
+    pct_start: float = 0.25,
+    moms: tuple[float, float, float] | None = (0.95, 0.85, 0.95),
+) -> ParamScheduler:
+    """Leslie Smith's one-cycle policy: lr warms up from lr_max/div to lr_max over `pct_start` of
+    training, then anneals to lr_max/div_final, both on cosines; momentum moves the opposite way."""
+    scheds = {"lr": joined(pct_start, cosine(lr_max / div, lr_max), cosine(lr_max, lr_max / div_final))}
+    if moms is not None:
+        scheds["mom"] = joined(pct_start, cosine(moms[0], moms[1]), cosine(moms[1], moms[2]))
+    return ParamScheduler(scheds)
+
+
+class LRFinder(Callback):
+    """Raises the learning rate exponentially each batch and records the smoothed loss.
+
+    Stops after `num_it` batches or when the loss exceeds 4x its best (it has diverged).
+    """
+
+    order = 10
+
+    def __init__(self, start_lr: float = 1e-7, end_lr: float = 10.0, num_it: int = 100, beta: float = 0.98):
+        if not 0 < start_lr < end_lr:
+            raise DigitlearnError(
+                f"the lr finder needs 0 < start_lr < end_lr, not {start_lr:g} and {end_lr:g}"
+            )
+        self.start_lr, self.end_lr, self.num_it, self.beta = start_lr, end_lr, num_it, beta
+        self.lrs: list[float] = []
+        self.losses: list[float] = []
+
+    def before_fit(self, learn: "Learner") -> None:
+        self.i, self.avg, self.best = 0, 0.0, math.inf
+
+    def before_batch(self, learn: "Learner") -> None:
+        learn.opt.lr = self.start_lr * (self.end_lr / self.start_lr) ** (self.i / self.num_it)
+
+    def after_step(self, learn: "Learner") -> None:
+        loss = learn.loss.item()
+        self.i += 1
+        # exponential moving average, debiased for its start at 0 (as in the Adam paper)
+        self.avg = self.beta * self.avg + (1 - self.beta) * loss
+        smooth = self.avg / (1 - self.beta**self.i)
+        self.lrs.append(learn.opt.lr)
+        self.losses.append(smooth)
+        self.best = min(self.best, smooth)
+        if self.i >= self.num_it or not math.isfinite(smooth) or smooth > 4 * self.best:
+            raise CancelFitException()
+
+    def before_validate(self, learn: "Learner") -> None:
+        raise CancelValidateException()

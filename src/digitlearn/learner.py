@@ -1,0 +1,357 @@
+"""The Learner: the chapter's training loop, with events for callbacks to hook into.
+
+The loop is the seven steps of SGD (the model's weights are already initialised):
+predict, loss, gradient (`backward`), step, repeat for every batch and epoch, stop.
+Everything else (recording, progress, schedules, early stopping, saving) is a callback.
+"""
+
+import math
+import random
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from .callbacks import (
+    EVENTS,
+    Callback,
+    CancelBatchException,
+    CancelEpochException,
+    CancelFitException,
+    CancelStepException,
+    CancelTrainException,
+    CancelValidateException,
+    LRFinder,
+    ProgressCallback,
+    Recorder,
+    StopOnInterrupt,
+    TerminateOnNaN,
+    metric_name,
+    one_cycle,
+)
+from .data import InputFormat
+from .errors import DigitlearnError
+from .loaders import DataLoaders
+from .losses import activation, describe, mnist_loss
+from .models import ARCHS
+from .optim import SGD, Optimizer
+from .runs import load_weights, save_model
+
+
+def set_seed(seed: int) -> None:
+    """Seed Python, NumPy and PyTorch, so that a run repeats exactly on the same machine."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+class Learner:
+    """Trains `model` on `dls` with `opt_func(params, lr)` and `loss_func(preds, targets)`.
+
+    `model` is an nn.Module, or a builder from `digitlearn.models` (called with its defaults,
+    so the chapter's `Learner(dls, simple_net, ...)` works). `metrics` are reported per epoch on
+    the validation set. Every Learner has a Recorder (`learn.recorder`), stops cleanly on NaN
+    losses and Ctrl-C, and shows progress unless `progress=False`; `cbs` adds more callbacks.
+    """
+
+    def __init__(
+        self,
+        dls: DataLoaders,
+        model: nn.Module | Callable[[], nn.Module],
+        opt_func: Callable[..., Optimizer] = SGD,
+        loss_func: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = mnist_loss,
+        metrics: Callable | Iterable[Callable] | None = None,
+        cbs: Iterable[Callback] | None = None,
+        lr: float = 1e-3,
+        progress: bool = True,
+    ) -> None:
+        if any(model is builder for builder in ARCHS.values()):
+            model = model()
+        if not isinstance(model, nn.Module):
+            raise DigitlearnError(
+                f"the model must be an nn.Module or a digitlearn.models builder, not {type(model).__name__}"
+            )
+        self.dls, self.model, self.opt_func, self.loss_func, self.lr = dls, model, opt_func, loss_func, lr
+        self.metrics = list(metrics) if isinstance(metrics, list | tuple) else [metrics] if metrics else []
+        self.opt: Optimizer | None = None
+        self.recorder = Recorder()
+        defaults = [TerminateOnNaN(), self.recorder, StopOnInterrupt()]
+        self.cbs = defaults + ([ProgressCallback()] if progress else []) + list(cbs or [])
+        self.interrupted = False
+        self.training, self.epoch, self.iter, self.n_epoch = False, 0, 0, 0
+
+    # ------------------------------------------------------------ callbacks
+
+    @property
+    def cbs(self) -> list[Callback]:
+        return list(self._cbs)
+
+    @cbs.setter
+    def cbs(self, cbs: Iterable[Callback]) -> None:
+        self._cbs = sorted(cbs, key=lambda cb: cb.order)
+        # bound methods looked up once, so each event in the hot loop is one dict lookup
+        self._handlers = {e: [getattr(cb, e) for cb in self._cbs if hasattr(cb, e)] for e in EVENTS}
+
+    def add_cbs(self, cbs: Iterable[Callback]) -> None:
+        self.cbs = [*self._cbs, *cbs]
+
+    def remove_cbs(self, cbs: Iterable[Callback | type]) -> None:
+        """Remove these callbacks (instances, or every callback of a class)."""
+        cbs = list(cbs)
+        self.cbs = [
+            c for c in self._cbs if not any(c is x or (isinstance(x, type) and isinstance(c, x)) for x in cbs)
+        ]
+
+    def callback(self, event: str) -> None:
+        for handler in self._handlers[event]:
+            handler(self)
+
+    def _stage(self, name: str, cancel: type[Exception], body: Callable[[], None]) -> None:
+        """before_<name>, body, after_<name>; `cancel` raised in the first two skips to the last."""
+        try:
+            self.callback(f"before_{name}")
+            body()
+        except cancel:
+            pass
+        self.callback(f"after_{name}")
+
+    # ------------------------------------------------------------ the loop
+
+    def _one_batch(self) -> None:
+        self.preds = self.model(self.xb)
+        self.callback("after_pred")
+        self.loss = self.loss_func(self.preds, self.yb)
+        self.callback("after_loss")
+        if not self.training:
+            return
+        self.callback("before_backward")
+        self.loss.backward()
+        self.callback("after_backward")
+        self._stage("step", CancelStepException, self.opt.step)
+        self.opt.zero_grad()
+
+    def _all_batches(self) -> None:
+        with torch.set_grad_enabled(self.training):
+            for i, (xb, yb) in enumerate(self.dl):
+                self.iter, self.xb, self.yb = i, xb, yb
+                self._stage("batch", CancelBatchException, self._one_batch)
+
+    def _one_epoch(self, training: bool, dl: Iterable | None = None) -> None:
+        self.training = training
+        self.model.train(training)
+        self.dl = dl if dl is not None else self.dls.train if training else self.dls.valid
+        name, cancel = ("train", CancelTrainException) if training else ("validate", CancelValidateException)
+        self._stage(name, cancel, self._all_batches)
+
+    def _train_and_validate(self) -> None:
+        self._one_epoch(True)
+        self._one_epoch(False)
+
+    def fit(self, n_epoch: int, lr: float | None = None, cbs: Iterable[Callback] = ()) -> None:
+        """Train for `n_epoch` epochs at learning rate `lr` (default: the Learner's `lr`).
+
+        The optimizer is made on the first fit and kept (with its state) for later ones.
+        `cbs` are added for this fit only.
+        """
+        lr = self.lr if lr is None else lr
+        if self.opt is None:
+            self.opt = self.opt_func(self.model.parameters(), lr)
+        self.opt.lr = lr
+        self.n_epoch = n_epoch
+        self._place(self.dls.train, self.dls.valid)
+        extra = list(cbs)
+        self.add_cbs(extra)
+        try:
+            self.callback("before_fit")
+            for self.epoch in range(n_epoch):
+                self._stage("epoch", CancelEpochException, self._train_and_validate)
+        except CancelFitException:
+            pass
+        finally:
+            try:
+                self.callback("after_fit")
+            finally:
+                self.remove_cbs(extra)
+
+    def fit_one_cycle(
+        self,
+        n_epoch: int,
+        lr_max: float | None = None,
+        div: float = 25.0,
+        div_final: float = 1e5,
+        pct_start: float = 0.25,
+        moms: tuple[float, float, float] = (0.95, 0.85, 0.95),
+        cbs: Iterable[Callback] = (),
+    ) -> None:
+        """Train with the one-cycle schedule (see `callbacks.one_cycle`).
+
+        Momentum is scheduled only for an optimizer that has some (SGD with mom > 0, Adam).
+        """
+        lr_max = self.lr if lr_max is None else lr_max
+        if self.opt is None:
+            self.opt = self.opt_func(self.model.parameters(), lr_max)
+        sched = one_cycle(lr_max, div, div_final, pct_start, moms if self.opt.mom else None)
+        self.fit(n_epoch, lr_max, cbs=[sched, *cbs])
+
+    def _place(self, *dls: Iterable) -> None:
+        # data goes to the model's device once, not batch by batch
+        device = self.device
+        for dl in dls:
+            if hasattr(dl, "to") and getattr(dl, "device", None) != device:
+                dl.to(device)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters(), torch.empty(0)).device
+
+    # ------------------------------------------------------------ using the model
+
+    def validate(self, dl: Iterable | None = None) -> dict[str, float]:
+        """Loss and metrics over `dl` (default: the validation set), as {name: value}."""
+        dl = self.dls.valid if dl is None else dl
+        self._place(dl)
+        self._one_epoch(False, dl)
+        return dict(self.recorder.valid_values)
+
+    def get_preds(self, dl: Iterable | None = None, raw: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """(probabilities, targets) over `dl` (default: the validation set), on the CPU.
+
+        Probabilities are (N, n_classes): one-output models give [1 - p, p]. `raw=True` returns
+        the model's outputs untouched instead.
+        """
+        gather = _Gather()
+        self.add_cbs([gather])
+        try:
+            self.validate(dl)
+        finally:
+            self.remove_cbs([gather])
+        outputs = torch.cat(gather.preds) if gather.preds else torch.empty(0)
+        targets = torch.cat(gather.targets) if gather.targets else torch.empty(0, dtype=torch.long)
+        return (outputs if raw else self.probabilities(outputs)), targets
+
+    def probabilities(self, outputs: torch.Tensor) -> torch.Tensor:
+        """Model outputs (N, k) as class probabilities (N, n_classes), by the loss's activation.
+
+        For a loss digitlearn does not know, one output means sigmoid and more mean softmax.
+        """
+        act = activation(self.loss_func)
+        if act is None:
+            act = torch.sigmoid if outputs.shape[-1] == 1 else (lambda x: x.softmax(-1))
+        probs = act(outputs.float())
+        return torch.cat([1 - probs, probs], -1) if probs.shape[-1] == 1 else probs
+
+    def predict(self, item: torch.Tensor | np.ndarray) -> tuple[str | int, int, torch.Tensor]:
+        """Classify one item: (label, class index, probabilities).
+
+        `item` is an image as the dataset holds it (H x W, uint8 or float in [0, 1]), prepared the
+        way the DataLoaders prepared their inputs, or an input the model takes as it is.
+        """
+        x = torch.as_tensor(item)
+        fmt = self.dls.input_format
+        if fmt and x.ndim == 2 and tuple(x.shape) == (fmt["height"], fmt["width"]):
+            x = InputFormat(**fmt)(x[None])
+        else:
+            x = x[None].float()
+        self.model.eval()
+        with torch.no_grad():
+            probs = self.probabilities(self.model(x.to(self.device)))[0].cpu()
+        index = int(probs.argmax())
+        label = self.dls.classes[index] if self.dls.classes else index
+        return label, index, probs
+
+    def lr_find(self, start_lr: float = 1e-7, end_lr: float = 10.0, num_it: int = 100) -> "LRFindResult":
+        """Train briefly with the learning rate growing exponentially; suggest one from the losses.
+
+        The model and optimizer are put back as they were afterwards.
+        """
+        finder = LRFinder(start_lr, end_lr, num_it)
+        model_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        opt_state = self.opt.state_dict() if self.opt is not None else None
+        saved = self._cbs
+        self.cbs = [finder, StopOnInterrupt()]  # no table, no NaN error: divergence is expected
+        try:
+            self.fit(math.ceil(num_it / max(len(self.dls.train), 1)), start_lr)
+        finally:
+            self.cbs = saved
+            self.model.load_state_dict(model_state)
+            if opt_state is None:
+                self.opt = None
+            else:
+                self.opt.load_state_dict(opt_state)
+        return LRFindResult(finder.lrs, finder.losses)
+
+    # ------------------------------------------------------------ saving
+
+    def save(self, path: str | Path, extra: dict | None = None) -> Path:
+        """Save the weights (safetensors) and a config.json (architecture, classes, input format,
+        loss, metrics, and `extra`) into the folder `path`."""
+        config = {
+            "model": getattr(self.model, "config", None),
+            "classes": self.dls.classes,
+            "input": self.dls.input_format,
+            "loss": describe(self.loss_func),
+            "metrics": [metric_name(m) for m in self.metrics],
+            **(extra or {}),
+        }
+        return save_model(path, self.model, config)
+
+    def load(self, path: str | Path) -> "Learner":
+        """Load weights saved by `save` into this Learner's model."""
+        load_weights(self.model, path)
+        return self
+
+
+class _Gather(Callback):
+    """Collects validation outputs and targets (for get_preds)."""
+
+    order = 55
+
+    def before_validate(self, learn: Learner) -> None:
+        self.preds, self.targets = [], []
+
+    def after_loss(self, learn: Learner) -> None:
+        if not learn.training:
+            self.preds.append(learn.preds.detach().cpu())
+            self.targets.append(learn.yb.detach().cpu())
+
+
+@dataclass
+class LRFindResult:
+    """What `lr_find` saw: learning rates and smoothed losses, and the suggested learning rate."""
+
+    lrs: list[float]
+    losses: list[float]
+
+    @property
+    def suggestion(self) -> float:
+        return suggest_lr(self.lrs, self.losses)
+
+    def plot(self):
+        """Loss against learning rate (log scale), with the suggestion marked; a matplotlib Figure."""
+        from .plots import plot_lr_find
+
+        return plot_lr_find(self.lrs, self.losses, self.suggestion)
+
+
+def suggest_lr(lrs: list[float], losses: list[float]) -> float:
+    """The learning rate where the loss falls fastest, before it reaches its minimum.
+
+    That is the steepest downhill point of the loss against log(lr): still well below the rates
+    where training becomes unstable, but where each step makes the most progress.
+    """
+    losses_a = np.asarray(losses, dtype=np.float64)
+    finite = np.isfinite(losses_a)
+    if finite.sum() < 3:
+        raise DigitlearnError(
+            f"the lr finder recorded {int(finite.sum())} usable losses: too few to suggest a learning rate "
+            "(use more batches, num_it, or a smaller start_lr)"
+        )
+    stop = int(np.nanargmin(np.where(finite, losses_a, np.nan))) + 1
+    log_lrs, curve = np.log10(np.asarray(lrs[:stop])), losses_a[:stop]
+    if stop < 3:
+        return float(lrs[0])
+    slopes = np.gradient(curve, log_lrs)
+    return float(lrs[int(np.argmin(slopes))])

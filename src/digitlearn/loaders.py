@@ -1,0 +1,157 @@
+"""Mini-batches from tensors: the chapter's DataLoader, without per-item collation.
+
+Every field (inputs, targets, ...) is held as one contiguous tensor. Shuffling permutes each
+field once per epoch; a batch is then a slice, a view that costs no copy. The chapter's form,
+`DataLoader(list(zip(train_x, train_y)), batch_size=256)`, is stacked into tensors once, up front.
+"""
+
+import math
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from .errors import DigitlearnError
+
+Batch = torch.Tensor | tuple
+
+
+def _stack_field(values: Sequence[Any], k: int) -> torch.Tensor | list:
+    """Field `k` of every item as one tensor; values that are not numbers stay a list."""
+    first = values[0]
+    if isinstance(first, torch.Tensor):
+        return torch.stack(list(values))
+    if isinstance(first, np.ndarray | np.generic | int | float | bool):
+        return torch.as_tensor(np.asarray(values))
+    return list(values)  # strings, paths, ...: batched as lists, as fastai's collate does
+
+
+class DataLoader:
+    """Batches of `bs` items from tensors (`DataLoader(x, y, bs=256)`) or from a sequence of items.
+
+    With one non-tensor argument, that argument is a dataset: a sequence of `(x, y)` tuples (or of
+    single values). Batches are tuples of tensors, one per field, or a tensor when there is one field.
+    `shuffle` draws a new order every epoch from `generator` (default: torch's global one, so
+    `torch.manual_seed` makes it repeatable). The last partial batch is kept unless `drop_last`.
+    Batches are moved to `device` (None: wherever the data is); `to(device)` moves the data once.
+    """
+
+    def __init__(
+        self,
+        *data: Any,
+        bs: int | None = None,
+        shuffle: bool = False,
+        drop_last: bool = False,
+        generator: torch.Generator | None = None,
+        device: str | torch.device | None = None,
+        batch_size: int | None = None,
+    ) -> None:
+        if bs is not None and batch_size is not None and bs != batch_size:
+            raise DigitlearnError(f"bs={bs} and batch_size={batch_size} disagree: give one of them")
+        bs = next((b for b in (bs, batch_size) if b is not None), 64)
+        if not isinstance(bs, int) or bs < 1:
+            raise DigitlearnError(f"batch size must be a positive integer, not {bs!r}")
+        if not data:
+            raise DigitlearnError("DataLoader needs data: tensors (x, y) or a sequence of (x, y) items")
+        self.single = False  # batches are tensors rather than tuples
+        if all(isinstance(d, torch.Tensor) for d in data):
+            fields = list(data)
+            self.single = len(fields) == 1
+        elif len(data) == 1:
+            items = data[0]
+            if len(items) == 0:
+                raise DigitlearnError("DataLoader got an empty dataset")
+            if isinstance(items[0], tuple | list):
+                fields = [_stack_field(column, k) for k, column in enumerate(zip(*items, strict=True))]
+            else:
+                fields, self.single = [_stack_field(items, 0)], True
+        else:
+            raise DigitlearnError("give DataLoader tensors (x, y), or one sequence of (x, y) items")
+        sizes = {len(f) for f in fields}
+        if len(sizes) != 1:
+            raise DigitlearnError(f"DataLoader fields differ in length: {[len(f) for f in fields]}")
+        self.fields = [f.contiguous() if isinstance(f, torch.Tensor) else f for f in fields]
+        self.n = sizes.pop()
+        self.bs, self.shuffle, self.drop_last, self.generator = bs, shuffle, drop_last, generator
+        self.device = torch.device(device) if device is not None else None
+        if self.device is not None:
+            self.to(self.device)
+
+    def __len__(self) -> int:
+        return self.n // self.bs if self.drop_last else math.ceil(self.n / self.bs)
+
+    def __iter__(self) -> Iterator[Batch]:
+        fields = self.fields
+        if self.shuffle:
+            perm = torch.randperm(self.n, generator=self.generator)
+            # one gather per field per epoch; every batch after it is a contiguous slice
+            fields = [
+                f[perm.to(f.device)] if isinstance(f, torch.Tensor) else [f[i] for i in perm.tolist()]
+                for f in fields
+            ]
+        stop = len(self) * self.bs
+        for i in range(0, min(stop, self.n), self.bs):
+            batch = [self._moved(f[i : i + self.bs]) for f in fields]
+            yield batch[0] if self.single else tuple(batch)
+
+    def _moved(self, part: Any) -> Any:
+        if self.device is None or not isinstance(part, torch.Tensor) or part.device == self.device:
+            return part
+        return part.to(self.device, non_blocking=True)
+
+    def to(self, device: str | torch.device) -> "DataLoader":
+        """Keep the data on `device`, moved there once (batches then need no copy)."""
+        self.device = torch.device(device)
+        self.fields = [f.to(self.device) if isinstance(f, torch.Tensor) else f for f in self.fields]
+        return self
+
+    def one_batch(self) -> Batch:
+        """The first batch (fastai's `first(dl)`)."""
+        return next(iter(self))
+
+    def __repr__(self) -> str:
+        shapes = ", ".join(
+            f"{tuple(f.shape)} {str(f.dtype).removeprefix('torch.')}"
+            if isinstance(f, torch.Tensor)
+            else "list"
+            for f in self.fields
+        )
+        return (
+            f"DataLoader({self.n} items [{shapes}], bs={self.bs}, shuffle={self.shuffle}, "
+            f"{len(self)} batches)"
+        )
+
+
+class DataLoaders:
+    """A training and a validation DataLoader, plus the class names the targets index."""
+
+    def __init__(
+        self,
+        train: DataLoader,
+        valid: DataLoader,
+        classes: list[str] | None = None,
+        input_format: dict | None = None,
+    ) -> None:
+        self.train, self.valid = train, valid
+        self.classes = classes
+        # how raw uint8 images become model inputs (see data.prepare); None for hand-made loaders
+        self.input_format = input_format
+
+    def __getitem__(self, i: int) -> DataLoader:
+        return (self.train, self.valid)[i]
+
+    def __iter__(self) -> Iterator[DataLoader]:
+        return iter((self.train, self.valid))
+
+    @property
+    def device(self) -> torch.device | None:
+        return self.train.device
+
+    def to(self, device: str | torch.device) -> "DataLoaders":
+        self.train.to(device)
+        self.valid.to(device)
+        return self
+
+    def __repr__(self) -> str:
+        return f"DataLoaders(train={self.train!r}, valid={self.valid!r}, classes={self.classes})"

@@ -1,0 +1,93 @@
+"""Loss functions: what SGD minimises. Smooth in the weights, unlike accuracy.
+
+Binary losses take one output per item (`(N, 1)` or `(N,)`) and 0/1 targets; the sigmoid of the
+output is the probability of class 1 (for mnist_sample, "7"; the chapter labels 3s as 1 instead,
+which only flips the sign of the weights). Softmax cross-entropy takes one output per class.
+"""
+
+import functools
+from collections.abc import Callable
+
+import torch
+
+from .errors import DigitlearnError
+
+LossFunc = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def binary_targets(preds: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Targets shaped like one-output predictions: (N,) labels against (N, 1) outputs, or the reverse.
+
+    Comparing (N, 1) with (N,) would silently broadcast to (N, N), so shapes are matched here.
+    """
+    if targets.shape == preds.shape:
+        return targets
+    if targets.numel() != preds.numel():
+        raise DigitlearnError(
+            f"a binary loss needs one output per item: predictions {tuple(preds.shape)} "
+            f"do not match targets {tuple(targets.shape)}"
+        )
+    return targets.view_as(preds)
+
+
+def mnist_loss(preds: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """The chapter's loss: how far the sigmoid of each output is from its 0/1 target, averaged."""
+    preds = preds.sigmoid()
+    return torch.where(binary_targets(preds, targets) == 1, 1 - preds, preds).mean()
+
+
+def bce_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Binary cross-entropy on raw outputs: -mean(t*log(sigmoid(x)) + (1-t)*log(1-sigmoid(x))).
+
+    Written as softplus(x) - t*x, which never takes the log of a sigmoid that rounded to 0 or 1.
+    """
+    t = binary_targets(logits, targets).to(logits.dtype)
+    return (torch.nn.functional.softplus(logits) - t * logits).mean()
+
+
+def cross_entropy(logits: torch.Tensor, targets: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
+    """Softmax cross-entropy: the mean of -log(softmax(x)[target]) over the batch.
+
+    With `label_smoothing` e, the target distribution puts 1-e on the right class and spreads e
+    over all classes, which stops the model from chasing infinitely confident outputs.
+    """
+    if logits.ndim != 2 or logits.shape[1] < 2:
+        raise DigitlearnError(
+            f"cross_entropy needs one output per class, (N, C) with C >= 2, not {tuple(logits.shape)}; "
+            "a one-output model goes with mnist_loss or bce_loss"
+        )
+    # log_softmax through logsumexp, which subtracts the max first so exp() cannot overflow
+    log_probs = logits - logits.logsumexp(1, keepdim=True)
+    targets = targets.reshape(-1, 1)
+    if targets.numel() != len(logits):
+        raise DigitlearnError(f"{len(logits)} predictions but {targets.numel()} targets")
+    try:
+        nll = -log_probs.gather(1, targets).mean()
+    except RuntimeError:
+        raise DigitlearnError(
+            f"targets hold class indices from {int(targets.min())} to {int(targets.max())}, "
+            f"but the model gives {logits.shape[1]} outputs per item"
+        ) from None
+    if not label_smoothing:
+        return nll
+    return (1 - label_smoothing) * nll - label_smoothing * log_probs.mean()
+
+
+LOSSES: dict[str, LossFunc] = {f.__name__: f for f in (mnist_loss, bce_loss, cross_entropy)}
+
+
+def activation(loss_func: Callable) -> Callable[[torch.Tensor], torch.Tensor] | None:
+    """What turns a model's outputs into probabilities under this loss (None: outputs as they are)."""
+    base = loss_func.func if isinstance(loss_func, functools.partial) else loss_func
+    if base in (mnist_loss, bce_loss):
+        return torch.sigmoid
+    if base is cross_entropy or base is torch.nn.functional.cross_entropy:
+        return lambda x: x.softmax(-1)
+    return None
+
+
+def describe(loss_func: Callable) -> dict:
+    """A loss as JSON-friendly data: its name and any options bound with functools.partial."""
+    if isinstance(loss_func, functools.partial):
+        return {"name": getattr(loss_func.func, "__name__", repr(loss_func.func)), **loss_func.keywords}
+    return {"name": getattr(loss_func, "__name__", type(loss_func).__name__)}

@@ -1,0 +1,159 @@
+"""Callbacks: recorder, progress display, CSV log, early stopping, best model, schedules."""
+
+import csv
+import io
+import json
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from digitlearn import (
+    Callback,
+    CSVLogger,
+    DigitlearnError,
+    EarlyStopping,
+    Learner,
+    ProgressCallback,
+    SaveBestModel,
+    batch_accuracy,
+    bce_loss,
+)
+from digitlearn import callbacks as cbs_module
+from digitlearn.callbacks import cosine, format_row, one_cycle, write_history
+
+from .conftest import toy_dls
+
+
+def learner(**kwargs) -> Learner:
+    torch.manual_seed(0)
+    kwargs.setdefault("progress", False)
+    return Learner(toy_dls(), nn.Linear(8, 1), loss_func=bce_loss, metrics=batch_accuracy, **kwargs)
+
+
+def test_recorder_rows_and_batch_losses():
+    learn = learner()
+    learn.fit(3, 0.3)
+    rec = learn.recorder
+    assert rec.names == ["epoch", "train_loss", "valid_loss", "batch_accuracy", "time"]
+    assert [list(r) for r in rec.history] == [rec.names] * 3
+    assert len(rec.losses) == len(rec.lrs) == 3 * 6 and set(rec.lrs) == {0.3}
+    assert rec.history[0]["train_loss"] == pytest.approx(sum(rec.losses[:6]) / 6, rel=1e-6)  # 6 equal batches
+    assert all(r["time"] > 0 for r in rec.history)
+    assert rec.plot_loss(skip_start=0).axes[0].get_xlabel() == "batch"
+
+
+def test_progress_table_without_a_terminal(capsys):
+    learn = learner(progress=True)  # pytest captures output: not a terminal, so no bars
+    learn.fit(3, 0.3)
+    out, err = capsys.readouterr()
+    lines = out.splitlines()
+    assert lines[0].split() == ["epoch", "train_loss", "valid_loss", "batch_accuracy", "time"]
+    assert [line.split()[0] for line in lines[1:]] == ["0", "1", "2"]
+    assert len({len(line) for line in lines}) == 1  # aligned columns
+    assert "\r" not in out + err and err == ""  # nothing redraws
+    assert lines[1].split()[1] == f"{learn.recorder.history[0]['train_loss']:.6f}"
+
+
+def test_progress_bars_in_a_terminal(monkeypatch, capsys):
+    monkeypatch.setattr(cbs_module, "_interactive", lambda: True)
+    learn = learner(progress=True)
+    learn.fit(2, 0.3)
+    out, err = capsys.readouterr()
+    assert "train" in err and "batch" in err  # the bars, on stderr
+    assert [line.split()[0] for line in out.splitlines()] == ["epoch", "0", "1"]
+
+
+def test_progress_to_a_file():
+    buf = io.StringIO()
+    learn = learner(cbs=[ProgressCallback(file=buf)])
+    learn.fit(2, 0.3)
+    assert len(buf.getvalue().splitlines()) == 3
+
+
+def test_format_row():
+    names = ["epoch", "train_loss", "time"]
+    assert format_row(names) == "epoch  train_loss      time"
+    assert format_row(names, {"epoch": 3, "train_loss": 0.5, "time": 1.234}) == "    3    0.500000     1.23s"
+    assert "nan" in format_row(names, {"epoch": 0, "train_loss": math.nan, "time": 0.0})
+
+
+def test_csv_logger_writes_every_epoch(tmp_path):
+    path = tmp_path / "log" / "history.csv"
+    seen = []
+
+    class Peek(Callback):
+        order = 66  # just after the logger
+
+        def after_epoch(self, learn):
+            seen.append(len(path.read_text().splitlines()))
+
+    learn = learner(cbs=[CSVLogger(path), Peek()])
+    learn.fit(3, 0.3)
+    assert seen == [2, 3, 4]  # header plus a row per epoch, on disk as each epoch ends
+    rows = list(csv.DictReader(path.open()))
+    assert [float(r["valid_loss"]) for r in rows] == [r["valid_loss"] for r in learn.recorder.history]
+    write_history(learn.recorder, tmp_path / "h.json")
+    data = json.loads((tmp_path / "h.json").read_text())
+    assert len(data["epochs"]) == 3 and len(data["batch_losses"]) == 18 and len(data["batch_lrs"]) == 18
+
+
+class Script(Callback):
+    """Overwrites the monitored value of each epoch with a scripted one."""
+
+    order = 55
+
+    def __init__(self, values):
+        self.values = values
+
+    def after_epoch(self, learn):
+        learn.recorder.history[-1]["valid_loss"] = self.values[learn.epoch]
+
+
+def test_early_stopping(capsys):
+    learn = learner(cbs=[Script([1.0, 0.5, 0.6, 0.55, 0.7, 0.1, 0.1]), EarlyStopping(patience=3)])
+    learn.fit(7, 0.1)
+    assert len(learn.recorder.history) == 5  # best at epoch 1; 2, 3, 4 no better: stop after 4
+    assert "early stopping after epoch 4: valid_loss has not improved for 3 epochs" in capsys.readouterr().err
+    learn = learner(cbs=[Script([1.0, 0.9, 0.8]), EarlyStopping(patience=1, min_delta=0.15)])
+    learn.fit(3, 0.1)
+    assert len(learn.recorder.history) == 2
+
+
+def test_early_stopping_on_a_metric_maximises_it():
+    stopper = EarlyStopping("batch_accuracy", patience=1)
+    assert stopper.mode == "max" and EarlyStopping("error_rate").mode == "min"
+    with pytest.raises(DigitlearnError, match="monitors 'accuracy', which is not recorded"):
+        learner(cbs=[EarlyStopping("accuracy")]).fit(1)
+    with pytest.raises(DigitlearnError, match="mode must be"):
+        EarlyStopping(mode="up")
+
+
+def test_save_best_model_restores_the_best_weights(tmp_path, capsys):
+    snapshots = []
+
+    class Snap(Callback):
+        order = 54
+
+        def after_epoch(self, learn):
+            snapshots.append([p.detach().clone() for p in learn.model.parameters()])
+
+    best = SaveBestModel(path=tmp_path / "best")
+    learn = learner(cbs=[Snap(), Script([0.9, 0.3, 0.5, 0.4]), best])
+    learn.fit(4, 0.3)
+    now = [p.detach() for p in learn.model.parameters()]
+    assert all(torch.equal(a, b) for a, b in zip(now, snapshots[1], strict=True))
+    assert "restored the weights of epoch 1 (valid_loss 0.300000)" in capsys.readouterr().err
+    other = learner()
+    other.load(tmp_path / "best")
+    assert all(torch.equal(a, b) for a, b in zip(other.model.parameters(), now, strict=True))
+
+
+def test_schedules():
+    f = cosine(1.0, 0.0)
+    assert (f(0), f(0.5), f(1)) == (1.0, pytest.approx(0.5), pytest.approx(0.0))
+    sched = one_cycle(1.0, div=10, div_final=100, pct_start=0.5).scheds
+    assert sched["lr"](0) == pytest.approx(0.1) and sched["lr"](0.5) == pytest.approx(1.0)
+    assert sched["lr"](1.0) == pytest.approx(0.01) and sched["mom"](0.5) == pytest.approx(0.85)
+    assert "mom" not in one_cycle(1.0, moms=None).scheds

@@ -1,0 +1,99 @@
+"""DataLoader: slices of contiguous tensors, seedable shuffling, the chapter's list-of-tuples form."""
+
+import pytest
+import torch
+
+from digitlearn import DataLoader, DataLoaders, DigitlearnError
+
+
+def data(n: int = 10):
+    x = torch.arange(n * 3, dtype=torch.float32).reshape(n, 3)
+    return x, torch.arange(n)
+
+
+def test_batches_are_slices_in_order_with_the_last_partial_batch_kept():
+    x, y = data(10)
+    dl = DataLoader(x, y, bs=4)
+    batches = list(dl)
+    assert len(dl) == 3 and [len(b[1]) for b in batches] == [4, 4, 2]
+    assert torch.equal(torch.cat([b[0] for b in batches]), x) and torch.equal(
+        torch.cat([b[1] for b in batches]), y
+    )
+    xb = batches[1][0]
+    assert xb._base is x or xb.untyped_storage().data_ptr() == x.untyped_storage().data_ptr()  # a view
+
+
+def test_drop_last():
+    dl = DataLoader(*data(10), bs=4, drop_last=True)
+    assert len(dl) == 2 and [len(yb) for _, yb in dl] == [4, 4]
+    assert len(DataLoader(*data(8), bs=4, drop_last=True)) == 2
+
+
+def test_shuffle_is_a_new_permutation_each_epoch_and_repeats_with_the_seed():
+    x, y = data(50)
+    dl = DataLoader(x, y, bs=16, shuffle=True, generator=torch.Generator().manual_seed(1))
+    epochs = [torch.cat([yb for _, yb in dl]) for _ in range(2)]
+    for order in epochs:
+        assert sorted(order.tolist()) == list(range(50))
+    assert not torch.equal(epochs[0], epochs[1])
+    for xb, yb in dl:
+        assert torch.equal(xb[:, 0], yb * 3.0)  # inputs stay with their targets
+    again = DataLoader(x, y, bs=16, shuffle=True, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(torch.cat([yb for _, yb in again]), epochs[0])
+    torch.manual_seed(3)  # without a generator, torch's global seed decides
+    a = torch.cat([yb for _, yb in DataLoader(x, y, bs=16, shuffle=True)])
+    torch.manual_seed(3)
+    assert torch.equal(a, torch.cat([yb for _, yb in DataLoader(x, y, bs=16, shuffle=True)]))
+
+
+def test_the_chapters_list_of_tuples():
+    train_x = torch.rand(600, 784)
+    train_y = (torch.rand(600) > 0.5).long().unsqueeze(1)
+    dset = list(zip(train_x, train_y, strict=True))
+    dl = DataLoader(dset, batch_size=256)
+    xb, yb = dl.one_batch()
+    assert (xb.shape, yb.shape) == ((256, 784), (256, 1))
+    assert len(dl) == 3
+    assert all(torch.equal(a, b) for a, b in zip(torch.cat([b for _, b in dl]), train_y, strict=True))
+
+
+def test_items_of_numbers_and_strings():
+    dl = DataLoader(list(zip([1, 2, 3, 4], "abcd", strict=True)), bs=2)
+    batches = list(dl)
+    assert torch.equal(batches[0][0], torch.tensor([1, 2])) and batches[0][1] == ["a", "b"]
+    shuffled = list(DataLoader(list(zip(range(6), "abcdef", strict=True)), bs=3, shuffle=True))
+    for nums, letters in shuffled:
+        assert letters == ["abcdef"[i] for i in nums.tolist()]
+
+
+def test_one_tensor_gives_tensor_batches():
+    batches = list(DataLoader(torch.arange(5), bs=2))
+    assert [b.tolist() for b in batches] == [[0, 1], [2, 3], [4]]
+    assert [b.tolist() for b in DataLoader([7, 8, 9], bs=2)] == [[7, 8], [9]]
+
+
+def test_device_moves_the_data_once():
+    x, y = data(6)
+    dl = DataLoader(x, y, bs=4, device="meta")  # a device that exists on every machine
+    assert dl.fields[0].device.type == "meta"
+    assert all(xb.device.type == "meta" and yb.device.type == "meta" for xb, yb in dl)
+    dls = DataLoaders(DataLoader(x, y, bs=4), DataLoader(x, y, bs=4), classes=["a"])
+    dls.to("meta")
+    assert dls.device.type == "meta" and dls[1].fields[1].device.type == "meta"
+    assert [dl.bs for dl in dls] == [4, 4]
+
+
+@pytest.mark.parametrize(
+    "args, kwargs, message",
+    [
+        ((), {}, "needs data"),
+        (([],), {}, "empty dataset"),
+        ((torch.zeros(3), torch.zeros(4)), {}, "differ in length: [3, 4]"),
+        ((torch.zeros(3),), {"bs": 0}, "positive integer, not 0"),
+        ((torch.zeros(3),), {"bs": 2, "batch_size": 3}, "bs=2 and batch_size=3 disagree"),
+        (([1], [2]), {}, "give DataLoader tensors"),
+    ],
+)
+def test_bad_arguments(args, kwargs, message):
+    with pytest.raises(DigitlearnError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        DataLoader(*args, **kwargs)

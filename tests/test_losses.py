@@ -1,0 +1,70 @@
+"""Losses: the chapter's mnist_loss, and our cross-entropies checked against PyTorch's."""
+
+import functools
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from digitlearn import DigitlearnError, bce_loss, cross_entropy, mnist_loss
+from digitlearn.losses import activation, describe
+
+
+def test_mnist_loss_is_distance_from_the_target():
+    preds = torch.tensor([[0.9], [0.4], [-0.2]])
+    targets = torch.tensor([[1], [0], [1]])
+    s = preds.sigmoid().flatten()
+    expected = ((1 - s[0]) + s[1] + (1 - s[2])) / 3
+    assert torch.isclose(mnist_loss(preds, targets), expected)
+    # (N,) labels against (N, 1) outputs: matched, not broadcast to (N, N)
+    assert torch.isclose(mnist_loss(preds, targets.flatten()), expected)
+    assert mnist_loss(torch.tensor([[100.0]]), torch.tensor([1])) < 1e-6  # confident and right costs nothing
+
+
+def test_binary_losses_reject_mismatched_shapes():
+    with pytest.raises(DigitlearnError, match=r"predictions \(4, 2\) do not match targets \(4,\)"):
+        mnist_loss(torch.zeros(4, 2), torch.zeros(4))
+
+
+def test_bce_matches_pytorch_even_for_extreme_outputs():
+    logits = torch.tensor([[-200.0], [-3.0], [0.0], [2.5], [200.0]], requires_grad=True)
+    targets = torch.tensor([1, 0, 1, 1, 0])
+    ours = bce_loss(logits, targets)
+    ref = F.binary_cross_entropy_with_logits(logits, targets.float().unsqueeze(1))
+    torch.testing.assert_close(ours, ref)
+    (g_ours,) = torch.autograd.grad(ours, logits)
+    (g_ref,) = torch.autograd.grad(ref, logits)
+    torch.testing.assert_close(g_ours, g_ref)
+    assert torch.isfinite(ours)
+
+
+@pytest.mark.parametrize("smoothing", [0.0, 0.1])
+def test_cross_entropy_matches_pytorch(smoothing):
+    g = torch.Generator().manual_seed(0)
+    logits = (torch.randn(32, 10, generator=g) * 5).requires_grad_()
+    logits.data[0, 3] = 1e4  # exp would overflow without the max shift
+    targets = torch.randint(0, 10, (32,), generator=g)
+    ours = cross_entropy(logits, targets, label_smoothing=smoothing)
+    ref = F.cross_entropy(logits, targets, label_smoothing=smoothing)
+    torch.testing.assert_close(ours, ref)
+    torch.testing.assert_close(torch.autograd.grad(ours, logits)[0], torch.autograd.grad(ref, logits)[0])
+    torch.testing.assert_close(cross_entropy(logits, targets.unsqueeze(1), smoothing), ref)
+
+
+def test_cross_entropy_errors_say_what_is_wrong():
+    with pytest.raises(DigitlearnError, match="one output per class"):
+        cross_entropy(torch.zeros(4, 1), torch.zeros(4, dtype=torch.long))
+    with pytest.raises(DigitlearnError, match="class indices from 0 to 9, but the model gives 2 outputs"):
+        cross_entropy(torch.zeros(2, 2), torch.tensor([0, 9]))
+    with pytest.raises(DigitlearnError, match="4 predictions but 3 targets"):
+        cross_entropy(torch.zeros(4, 2), torch.zeros(3, dtype=torch.long))
+
+
+def test_activation_and_description():
+    x = torch.tensor([[0.0, 1.0]])
+    assert activation(mnist_loss) is torch.sigmoid and activation(bce_loss) is torch.sigmoid
+    smoothed = functools.partial(cross_entropy, label_smoothing=0.1)
+    torch.testing.assert_close(activation(smoothed)(x), x.softmax(-1))
+    assert activation(F.mse_loss) is None
+    assert describe(smoothed) == {"name": "cross_entropy", "label_smoothing": 0.1}
+    assert describe(mnist_loss) == {"name": "mnist_loss"}

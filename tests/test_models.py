@@ -1,0 +1,59 @@
+"""Models: the chapter's shapes and init, and configs that rebuild them."""
+
+import pytest
+import torch
+from torch import nn
+
+from digitlearn import DigitlearnError, init_params, linear1, mlp, simple_net
+from digitlearn.models import build_model, n_params
+
+
+def test_init_params():
+    torch.manual_seed(0)
+    w = init_params((28 * 28, 1))
+    assert w.shape == (784, 1) and w.requires_grad and w.is_leaf
+    assert 0.9 < float(w.detach().std()) < 1.1
+    assert float(init_params(10_000, std=0.01).detach().std()) < 0.011
+
+
+def test_linear1_is_xb_at_weights_plus_bias():
+    model = linear1()
+    assert [p.shape for p in model.parameters()] == [(784, 1), (1,)]
+    xb = torch.rand(5, 784)
+    torch.testing.assert_close(model(xb), xb @ model.weights + model.bias)
+
+
+def test_simple_net_is_784_30_1():
+    model = simple_net()
+    assert [type(m) for m in model] == [nn.Linear, nn.ReLU, nn.Linear]
+    assert n_params(model) == 784 * 30 + 30 + 30 + 1
+    assert model(torch.rand(3, 784)).shape == (3, 1)
+
+
+def test_mlp_layers():
+    model = mlp(n_in=20, hidden=[16, 8], n_out=4, dropout=0.2)
+    assert [type(m).__name__ for m in model] == [
+        "Linear",
+        "ReLU",
+        "Dropout",
+        "Linear",
+        "ReLU",
+        "Dropout",
+        "Linear",
+    ]
+    assert model(torch.rand(2, 20)).shape == (2, 4)
+
+
+def test_config_rebuilds_the_same_architecture():
+    model = mlp(n_in=20, hidden=(16, 8), n_out=4)
+    assert model.config == {"arch": "mlp", "n_in": 20, "hidden": [16, 8], "n_out": 4, "dropout": 0.0}
+    twin = build_model(model.config)
+    assert [p.shape for p in twin.parameters()] == [p.shape for p in model.parameters()]
+    assert linear1(10).config == {"arch": "linear1", "n_in": 10, "n_out": 1, "std": 1.0}
+
+
+def test_build_model_errors():
+    with pytest.raises(DigitlearnError, match=r"unknown model architecture 'os\.system'"):
+        build_model({"arch": "os.system"})
+    with pytest.raises(DigitlearnError, match="bad arguments for model 'simple_net'"):
+        build_model({"arch": "simple_net", "n_layers": 3})
