@@ -21,6 +21,7 @@ setup: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/digitlearn baseline --data mnist_sample
 	$(BIN)/digitlearn show --data mnist_sample --split train --class 3 --index 1 --rows 4:10 --cols 4:10
+	$(BIN)/digitlearn train --data mnist_sample --model simple_net --epochs 40 --lr 0.1 --out runs/demo --force
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
@@ -31,6 +32,7 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/load_data.py
+	$(BIN)/python bench/train_loop.py
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache .ruff_cache

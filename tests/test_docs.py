@@ -14,7 +14,8 @@ BLOCKS = [
 
 
 @pytest.mark.parametrize("code", BLOCKS)
-def test_python_block_runs(code, sample, capsys):
+def test_python_block_runs(code, sample, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # examples that save files write them here, not into the repo
     exec(compile(code, "<doc>", "exec"), {})
     assert capsys.readouterr().out  # the examples show their results
 
@@ -24,3 +25,12 @@ def test_readme_example_prints_the_chapter_figures(sample, capsys):
     exec(compile(readme, "README.md", "exec"), {})
     out = capsys.readouterr().out
     assert "3/10000.png" in out and "tensor(0.1114) tensor(0.1586)" in out and "0.9511" in out
+
+
+def test_readme_training_example_prints_the_figures_it_claims(sample, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    readme = next(p for p in BLOCKS if p.id == "README.md:1").values[0]
+    exec(compile(readme, "README.md", "exec"), {})
+    out = capsys.readouterr().out
+    assert "'batch_accuracy': 0.9808" in out and "('3', 0, tensor([9.9997e-01, 3.0408e-05]))" in out
+    assert (tmp_path / "runs" / "simple_net" / "weights.safetensors").exists()

@@ -221,12 +221,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     final = history[-1] if history else {}
     settings = {k: getattr(args, k) for k in ("data", "model", "bs", "opt", "mom", "wd", "one_cycle", "seed")}
     extra = {
-        "train": {
-            **settings,
-            "epochs": epochs,
-            "lr": lr,
-            "hidden": args.hidden if args.model == "mlp" else None,
-        },
+        "train": {**settings, "epochs": epochs, "lr": lr},
         "results": {k: v for k, v in final.items() if k not in ("epoch", "time")},
         "epochs_done": len(history),
         "interrupted": learn.interrupted,

@@ -157,9 +157,7 @@ class Learner:
         `cbs` are added for this fit only.
         """
         lr = self.lr if lr is None else lr
-        if self.opt is None:
-            self.opt = self.opt_func(self.model.parameters(), lr)
-        self.opt.lr = lr
+        self._optimizer(lr).lr = lr
         self.n_epoch = n_epoch
         self._place(self.dls.train, self.dls.valid)
         extra = list(cbs)
@@ -191,10 +189,13 @@ class Learner:
         Momentum is scheduled only for an optimizer that has some (SGD with mom > 0, Adam).
         """
         lr_max = self.lr if lr_max is None else lr_max
-        if self.opt is None:
-            self.opt = self.opt_func(self.model.parameters(), lr_max)
-        sched = one_cycle(lr_max, div, div_final, pct_start, moms if self.opt.mom else None)
+        sched = one_cycle(lr_max, div, div_final, pct_start, moms if self._optimizer(lr_max).mom else None)
         self.fit(n_epoch, lr_max, cbs=[sched, *cbs])
+
+    def _optimizer(self, lr: float) -> Optimizer:
+        if self.opt is None:
+            self.opt = self.opt_func(self.model.parameters(), lr)
+        return self.opt
 
     def _place(self, *dls: Iterable) -> None:
         # data goes to the model's device once, not batch by batch
@@ -350,8 +351,7 @@ def suggest_lr(lrs: list[float], losses: list[float]) -> float:
             "(use more batches, num_it, or a smaller start_lr)"
         )
     stop = int(np.nanargmin(np.where(finite, losses_a, np.nan))) + 1
-    log_lrs, curve = np.log10(np.asarray(lrs[:stop])), losses_a[:stop]
-    if stop < 3:
+    if stop < 3:  # the loss rose from the start: the smallest rate tried is the best guess
         return float(lrs[0])
-    slopes = np.gradient(curve, log_lrs)
+    slopes = np.gradient(losses_a[:stop], np.log10(np.asarray(lrs[:stop])))
     return float(lrs[int(np.argmin(slopes))])
