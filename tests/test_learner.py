@@ -27,6 +27,7 @@ from digitlearn import (
     bce_loss,
     cross_entropy,
     linear1,
+    load_dataset,
     mnist_loss,
     set_seed,
     simple_net,
@@ -236,6 +237,19 @@ def test_validate_predict_and_get_preds():
     assert label == f"c{index}" and p.shape == (2,) and index == int(probs[0].argmax())
     raw, _ = learn.get_preds(raw=True)
     assert raw.shape == (64, 1)
+
+
+def test_predict_prepares_images_like_the_dataloaders(tmp_path):
+    from .conftest import make_folder
+
+    ds = load_dataset(make_folder(tmp_path / "ds", n=4))  # 8x8 images
+    learn = learner(ds.dataloaders(bs=4), nn.Linear(64, 1), loss_func=mnist_loss)
+    image = ds.valid.x[0]
+    _, _, from_image = learn.predict(image)
+    _, _, from_input = learn.predict(image.reshape(64).float() / 255)  # an input as the model takes it
+    assert torch.equal(from_image, from_input)
+    with pytest.raises(DigitlearnError, match="images are 9x8, but the model takes 8x8"):
+        learn.predict(torch.zeros(9, 8, dtype=torch.uint8))
 
 
 def test_metrics_are_exact_over_a_ragged_last_batch():

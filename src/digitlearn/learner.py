@@ -252,10 +252,8 @@ class Learner:
         """
         x = torch.as_tensor(item)
         fmt = self.dls.input_format
-        if fmt and x.ndim == 2 and tuple(x.shape) == (fmt["height"], fmt["width"]):
-            x = InputFormat(**fmt)(x[None])
-        else:
-            x = x[None].float()
+        # an image is prepared as the DataLoaders prepared theirs; anything else goes in as it is
+        x = InputFormat(**fmt)(x[None]) if fmt and x.ndim == 2 else x[None].float()
         self.model.eval()
         with torch.no_grad():
             probs = self.probabilities(self.model(x.to(self.device)))[0].cpu()
