@@ -209,6 +209,19 @@ def test_ctrl_c_stops_at_the_end_of_the_batch_and_keeps_the_history(capsys):
     assert not learn.interrupted and len(learn.recorder.history) == 1
 
 
+def test_ctrl_c_after_the_last_batch_is_not_lost():
+    class LateCtrlC(Callback):
+        def after_epoch(self, learn):
+            if learn.epoch == learn.n_epoch - 1:
+                os.kill(os.getpid(), signal.SIGINT)
+
+    handler = signal.getsignal(signal.SIGINT)
+    learn = learner(cbs=[LateCtrlC()])
+    learn.fit(2, lr=0.1)
+    assert learn.interrupted and len(learn.recorder.history) == 2  # finished, but the user asked to stop
+    assert signal.getsignal(signal.SIGINT) is handler
+
+
 def test_same_seed_same_history():
     def run():
         set_seed(7)

@@ -120,32 +120,29 @@ class Recorder(Callback):
         self.lrs: list[float] = []
         self.valid_values: dict[str, float] = {}
         self.names = ["epoch", "train_loss", "valid_loss", "time"]  # the columns of a history row
-        # training losses stay tensors until read: no device sync per batch
-        self._losses: list[torch.Tensor] = []
-        self._sizes: list[int] = []
+        self._train = _Mean()  # every training batch of this fit
         self._valid: list[_Mean] | None = None
         self._epoch_start, self._start = 0, None
 
     @property
     def losses(self) -> list[float]:
         """The training loss of every batch so far in this fit."""
-        return torch.stack(self._losses).float().tolist() if self._losses else []
+        return torch.stack(self._train.parts).float().tolist() if self._train.parts else []
 
     def _name_columns(self, learn: "Learner") -> None:
         self.names = ["epoch", "train_loss", "valid_loss", *map(metric_name, learn.metrics), "time"]
 
     def before_fit(self, learn: "Learner") -> None:
         self._name_columns(learn)
-        self.history, self.lrs, self._losses, self._sizes = [], [], [], []
+        self.history, self.lrs, self._train = [], [], _Mean()
 
     def before_epoch(self, learn: "Learner") -> None:
         self._start = time.perf_counter()
-        self._epoch_start = len(self._losses)
+        self._epoch_start = len(self._train.parts)
         self.valid_values = {}
 
     def after_step(self, learn: "Learner") -> None:
-        self._losses.append(learn.loss.detach())
-        self._sizes.append(len(learn.yb))
+        self._train.add(learn.loss.detach(), len(learn.yb))
         self.lrs.append(learn.opt.lr)
 
     def before_validate(self, learn: "Learner") -> None:
@@ -167,7 +164,10 @@ class Recorder(Callback):
 
     def after_epoch(self, learn: "Learner") -> None:
         k = self._epoch_start
-        row = {"epoch": learn.epoch, "train_loss": weighted_mean(self._losses[k:], self._sizes[k:])}
+        row = {
+            "epoch": learn.epoch,
+            "train_loss": weighted_mean(self._train.parts[k:], self._train.counts[k:]),
+        }
         row.update({name: self.valid_values.get(name, math.nan) for name in self.names[2:-1]})
         row["time"] = time.perf_counter() - self._start if self._start is not None else math.nan
         self.history.append(row)
@@ -188,7 +188,7 @@ def weighted_mean(values: list[torch.Tensor], counts: list[int]) -> float:
 
 
 class _Mean:
-    """Per-batch values and batch sizes, kept as tensors until read."""
+    """Per-batch values and batch sizes, kept as tensors until read: no device sync per batch."""
 
     def __init__(self) -> None:
         self.parts: list[torch.Tensor] = []
@@ -243,11 +243,10 @@ class ProgressCallback(Callback):
 
     def before_fit(self, learn: "Learner") -> None:
         self.bars = _interactive() and self.file is None
-        self.names = learn.recorder.names
         self.epochs = (
             tqdm(total=learn.n_epoch, desc="epochs", unit="epoch", leave=False) if self.bars else None
         )
-        self._print(format_row(self.names))
+        self._print(format_row(learn.recorder.names))
 
     def _start(self, learn: "Learner", desc: str) -> None:
         if self.bars:
@@ -260,18 +259,18 @@ class ProgressCallback(Callback):
         self._start(learn, "valid")
 
     def after_batch(self, learn: "Learner") -> None:
-        if self.bars and self.batches is not None:
+        if self.batches is not None:
             self.batches.update(1)
 
     def _stop(self, learn: "Learner") -> None:
-        if self.bars and self.batches is not None:
+        if self.batches is not None:
             self.batches.close()
             self.batches = None
 
     after_train = after_validate = _stop
 
     def after_epoch(self, learn: "Learner") -> None:
-        self._print(format_row(self.names, learn.recorder.history[-1]))
+        self._print(format_row(learn.recorder.names, learn.recorder.history[-1]))
         if self.epochs is not None:
             self.epochs.update(1)
 
@@ -462,7 +461,9 @@ class StopOnInterrupt(Callback):
             raise CancelFitException()
 
     def after_fit(self, learn: "Learner") -> None:
-        if self.previous is not None and not self.hit:
+        if self.hit:  # also a Ctrl-C that came after the last batch: the caller should hear of it
+            learn.interrupted = True
+        elif self.previous is not None:
             signal.signal(signal.SIGINT, self.previous)
         self.previous = None
 
