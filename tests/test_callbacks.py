@@ -17,11 +17,21 @@ from digitlearn import (
     Learner,
     ProgressCallback,
     SaveBestModel,
+    accuracy,
     batch_accuracy,
     bce_loss,
+    cross_entropy,
 )
 from digitlearn import callbacks as cbs_module
-from digitlearn.callbacks import cosine, format_row, one_cycle, write_history
+from digitlearn.callbacks import (
+    MixedPrecision,
+    TerminateOnNaN,
+    TrainingDiverged,
+    cosine,
+    format_row,
+    one_cycle,
+    write_history,
+)
 
 from .conftest import toy_dls
 
@@ -157,3 +167,48 @@ def test_schedules():
     assert sched["lr"](0) == pytest.approx(0.1) and sched["lr"](0.5) == pytest.approx(1.0)
     assert sched["lr"](1.0) == pytest.approx(0.01) and sched["mom"](0.5) == pytest.approx(0.85)
     assert "mom" not in one_cycle(1.0, moms=None).scheds
+
+
+def test_mixed_precision_runs_the_forward_pass_in_bf16():
+    seen = []
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 3))
+    model[0].register_forward_hook(lambda m, i, out: seen.append(out.dtype))
+    learn = Learner(toy_dls(n_classes=3), model, loss_func=cross_entropy, metrics=accuracy, progress=False)
+    learn.to_bf16().to_bf16()  # twice is once
+    assert sum(isinstance(cb, MixedPrecision) for cb in learn.cbs) == 1
+
+    class Check(Callback):
+        def after_loss(self, learn):
+            assert learn.preds.dtype == torch.float32 and learn.loss.dtype == torch.float32
+            assert not torch.is_autocast_enabled("cpu")  # the loss is computed outside autocast
+
+    learn.fit(10, 0.5, cbs=[Check()])
+    assert set(seen) == {torch.bfloat16} and all(p.dtype == torch.float32 for p in model.parameters())
+    assert learn.recorder.history[-1]["accuracy"] > 0.9  # (fp32 gets 0.94 too)
+    learn.to_fp32()
+    seen.clear()
+    learn.validate()
+    assert set(seen) == {torch.float32}
+
+
+def test_mixed_precision_leaves_autocast_when_the_forward_pass_fails():
+    learn = Learner(toy_dls(), nn.Linear(7, 1), loss_func=bce_loss, progress=False).to_bf16()
+    with pytest.raises(RuntimeError):
+        learn.fit(1)  # 8 inputs into a 7-input layer
+    assert not torch.is_autocast_enabled("cpu")
+
+
+def test_terminate_on_nan_checked_in_groups_still_names_the_first_bad_batch():
+    class Poison(Callback):
+        def after_pred(self, learn):
+            if learn.training and learn.iter >= 1:
+                learn.preds = learn.preds * float("nan")
+
+    checker = TerminateOnNaN(every=4)
+    learn = learner(cbs=[Poison()])
+    learn.remove_cbs([TerminateOnNaN])
+    learn.add_cbs([checker])
+    with pytest.raises(TrainingDiverged, match=r"at epoch 0, batch 1 "):
+        learn.fit(1, 0.1)
+    assert len(learn.recorder.losses) == 3  # found after the 4th loss: batches 0-2 made their step

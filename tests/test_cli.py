@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -155,7 +156,7 @@ def test_train_writes_a_run_folder(tmp_path, capsys):
     assert printed[0].startswith("training simple_net (1,981 parameters) on ")
     table = printed[printed.index(next(line for line in printed if line.lstrip().startswith("epoch"))) :]
     assert [line.split()[0] for line in table[:4]] == ["epoch", "0", "1", "2"]
-    assert table[4].startswith("after 3 epochs: train_loss ") and ", batch_accuracy " in table[4]
+    assert re.match(r"after 3 epochs \(\d+\.\ds\): train_loss ", table[4]) and ", batch_accuracy " in table[4]
     assert (
         table[5] == f"wrote {out}: config.json, history.csv, history.json, history.png, weights.safetensors"
     )
@@ -178,7 +179,7 @@ def test_train_ten_classes_mlp_adam_one_cycle(tmp_path, capsys):
     assert main([*args, "--one-cycle", "--epochs", "4", "--lr", "0.01", "--out", str(out), "--quiet"]) == 0
     printed = capsys.readouterr().out
     assert "epoch  train_loss" not in printed and "4 epochs, one-cycle to lr 0.01, adam" in printed
-    assert "after 4 epochs: train_loss " in printed and ", accuracy " in printed
+    assert "after 4 epochs (" in printed and ", accuracy " in printed
     config = json.loads((out / "config.json").read_text())
     assert config["model"]["hidden"] == [16, 8] and config["model"]["n_out"] == 3
     assert config["loss"]["name"] == "cross_entropy" and config["metrics"] == ["accuracy"]
@@ -247,8 +248,10 @@ def test_bad_training_arguments_exit_2(args, capsys):
 def test_binary_loss_on_three_classes_is_refused(tmp_path):
     root = make_folder(tmp_path / "ds", classes=("a", "b", "c"))
     result = run("train", "--data", str(root), "--loss", "mnist", "--out", str(tmp_path / "run"))
-    assert result.returncode == 1 and "--loss mnist is for two classes, but" in result.stderr
-    assert "has 3; use --loss ce" in result.stderr
+    assert result.returncode == 1 and result.stderr == (
+        "digitlearn: error: mnist_loss is for two classes, but the data has 3: "
+        "use cross_entropy (--loss ce)\n"
+    )
 
 
 def test_same_seed_same_history_and_weights(sample, tmp_path):
@@ -294,3 +297,96 @@ def test_ctrl_c_saves_the_run_so_far(sample, tmp_path):
     assert config["interrupted"] and 2 <= config["epochs_done"] < 500
     assert len((out / "history.csv").read_text().splitlines()) == config["epochs_done"] + 1
     assert f"wrote {out}" in stdout
+
+
+def test_recipes_lists_named_and_default_recipes(capsys):
+    assert main(["recipes"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("named recipes (digitlearn train --recipe NAME):\n  fast ")
+    assert "\n  best " in out and "\n  simple_net  the chapter's simple_net" in out
+    assert "model=cnn epochs=3 lr=0.01 opt=adam bs=256 one_cycle=True" in out
+    assert "hidden=" not in out.split("\n  best")[0]  # settings a model does not use are not listed
+
+
+def test_train_a_cnn_on_five_classes(tmp_path, capsys):
+    root = make_folder(tmp_path / "ds", classes=tuple("01234"), n=4)
+    out = tmp_path / "run"
+    args = ["train", "--data", str(root), "--recipe", "fast", "--channels", "4,8", "--epochs", "2"]
+    assert main([*args, "--bs", "8", "--precision", "fp32", "--augment", "--out", str(out), "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert printed.startswith("training cnn (recipe fast) (")
+    assert (
+        "2 epochs, one-cycle to lr 0.01, adam, batch size 8, loss cross_entropy, augmented, cpu fp32"
+        in printed
+    )
+    config = json.loads((out / "config.json").read_text())
+    assert config["model"] == {"arch": "cnn", "n_out": 5, "channels": [4, 8], "in_size": [8, 8]}
+    assert config["train"]["recipe"] == "fast" and config["train"]["augment"] is True
+    assert config["train"]["device"] == "cpu" and config["train"]["mixed_precision"] is False
+    assert config["input"]["flat"] is False and config["input"]["std"] > 0
+    model, _ = load_model(out)
+    assert model(torch.zeros(1, 1, 8, 8)).shape == (1, 5)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--model", "mlp", "--augment"], "augmentation works on images: use it with cnn or resnet, not mlp"),
+        (["--label-smoothing", "0.1"], "label smoothing goes with cross_entropy (--loss ce), not mnist_loss"),
+        (["--device", "tpu9"], "unknown device 'tpu9' (use auto, cpu or cuda)"),
+    ],
+)
+def test_bad_recipe_settings_are_one_line(tmp_path, args, message):
+    root = make_folder(tmp_path / "ds")
+    result = run("train", "--data", str(root), *args, "--out", str(tmp_path / "run"))
+    assert result.returncode == 1 and result.stderr == f"digitlearn: error: {message}\n"
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA GPU")
+def test_cuda_without_a_gpu_is_a_clear_error(tmp_path):
+    result = run("train", "--data", str(make_folder(tmp_path / "ds")), "--device", "cuda")
+    assert result.returncode == 1 and "device 'cuda' asked for, but PyTorch" in result.stderr
+    assert "sees no CUDA GPU here" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_compare_prints_one_table(tmp_path, capsys):
+    root = make_folder(tmp_path / "ds", classes=("a", "b", "c"), n=6)
+    assert main(["compare", "--data", str(root), "--models", "baseline,linear,cnn"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert (
+        lines[0] == f"comparing baseline, linear, cnn on {root}: 18 train images, accuracy on 18 valid images"
+    )
+    table = lines[lines.index("") + 1 :]
+    assert table[0].split() == ["model", "recipe", "accuracy", "train", "s", "parameters"]
+    assert [row.split()[0] for row in table[1:]] == ["baseline", "linear", "cnn"]
+    assert table[1].split()[-1] == "192" and table[2].split()[-1] == "195"  # 3 means of 8x8; 64*3+3
+    assert main(["compare", "--data", str(root), "--models", "baseline", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out.split("\n", 2)[2])
+    assert data["results"][0]["model"] == "baseline" and 0 <= data["results"][0]["accuracy"] <= 1
+
+
+def test_compare_rejects_unknown_models(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["compare", "--models", "linear,svm"])
+    assert (
+        exit_info.value.code == 2 and "'linear,svm': choose from baseline, linear" in capsys.readouterr().err
+    )
+
+
+def test_compare_on_mnist(mnist, capsys):
+    """The accuracy table's targets: baseline about 0.82, linear >= 0.92, MLP >= 0.98."""
+    assert main(["compare", "--data", "mnist", "--models", "baseline,linear,mlp", "--json"]) == 0
+    rows = {r["model"]: r for r in json.loads(capsys.readouterr().out.split("\n", 4)[4])["results"]}
+    assert rows["baseline"]["accuracy"] == 0.8203  # nearest mean by RMSE: 8,203 of 10,000
+    assert rows["linear"]["accuracy"] >= 0.92 and rows["mlp"]["accuracy"] >= 0.98
+    assert rows["linear"]["parameters"] == 7850 and rows["mlp"]["parameters"] == 535_818
+
+
+def test_fast_recipe_reaches_99_percent_on_mnist(mnist, tmp_path):
+    out = tmp_path / "run"
+    result = run("train", "--data", "mnist", "--recipe", "fast", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    config = json.loads((out / "config.json").read_text())
+    assert config["results"]["accuracy"] >= 0.990 and config["epochs_done"] == 3
+    assert config["model"]["arch"] == "cnn" and config["input"]["mean"] == 0.1307

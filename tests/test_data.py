@@ -74,7 +74,7 @@ def test_dataloaders_prepare_the_chapters_inputs(tmp_path):
     assert xb.shape == (4, 64) and xb.dtype == torch.float32 and yb.dtype == torch.int64
     assert torch.equal(xb, ds.train.x[:4].reshape(4, 64).float() / 255)  # the chapter's .float()/255
     assert len(dls.train) == 3 and dls.valid.bs == 8 and dls.classes == ["3", "7"]
-    assert dls.input_format == {"height": 8, "width": 8, "flat": True}
+    assert dls.input_format == {"height": 8, "width": 8, "flat": True, "mean": 0.0, "std": 1.0}
     images = ds.dataloaders(bs=4, flat=False, valid_bs=3)
     assert images.train.one_batch()[0].shape == (4, 1, 8, 8) and len(images.valid) == 4
     shuffled = ds.dataloaders(bs=10, generator=torch.Generator().manual_seed(0))
@@ -88,3 +88,21 @@ def test_input_format():
     assert InputFormat(2, 3, flat=False)(x.float() / 255).shape == (1, 1, 2, 3)
     with pytest.raises(DataError, match="images are 3x2, but the model takes 2x3"):
         fmt(torch.zeros(1, 3, 2, dtype=torch.uint8))
+    normed = InputFormat(2, 3, mean=0.2, std=0.5)(x)
+    torch.testing.assert_close(normed, torch.tensor([[-0.4, 1.6, 0.0, -0.4, -0.4, -0.4]]))
+
+
+def test_normalized_dataloaders_use_the_training_statistics(tmp_path):
+    ds = load_dataset(make_folder(tmp_path / "ds", n=5))
+    dls = ds.dataloaders(bs=4, flat=False, normalize=True, shuffle=False)
+    pixels = ds.train.floats()
+    fmt = dls.input_format
+    assert fmt["mean"] == round(float(pixels.mean()), 4) and fmt["std"] == round(float(pixels.std()), 4)
+    x = dls.train.fields[0]
+    assert x.shape == (10, 1, 8, 8) and abs(float(x.mean())) < 1e-3 and abs(float(x.std()) - 1) < 1e-3
+    torch.testing.assert_close(dls.valid.fields[0], InputFormat(**fmt)(ds.valid.x))
+
+
+def test_mnist_statistics(mnist):
+    fmt = mnist.dataloaders(normalize=True).input_format
+    assert (fmt["mean"], fmt["std"]) == (0.1307, 0.3081)  # the figures every MNIST example uses

@@ -32,7 +32,7 @@ from digitlearn import (
     set_seed,
     simple_net,
 )
-from digitlearn.learner import suggest_lr
+from digitlearn.learner import fast_bf16, pick_device, suggest_lr
 
 from .conftest import toy_dls
 
@@ -378,3 +378,16 @@ def test_simple_net_with_the_learner(sample):
     )
     learn.fit(40, 0.1)
     assert learn.recorder.history[-1]["batch_accuracy"] >= 0.980
+
+
+def test_pick_device():
+    assert pick_device("cpu") == torch.device("cpu")
+    assert pick_device("auto") == torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    with pytest.raises(DigitlearnError, match="unknown device 'gpu0' \\(use auto, cpu or cuda\\)"):
+        pick_device("gpu0")
+    if not torch.cuda.is_available():
+        with pytest.raises(
+            DigitlearnError, match=r"device 'cuda' asked for, but PyTorch .* sees no CUDA GPU"
+        ):
+            pick_device("cuda")
+    assert fast_bf16(torch.device("meta")) is False

@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from digitlearn import DigitlearnError, init_params, linear1, mlp, simple_net
-from digitlearn.models import build_model, n_params
+from digitlearn.models import ResBlock, build_model, cnn, n_params, resnet
 
 
 def test_init_params():
@@ -57,3 +57,36 @@ def test_build_model_errors():
         build_model({"arch": "os.system"})
     with pytest.raises(DigitlearnError, match="bad arguments for model 'simple_net'"):
         build_model({"arch": "simple_net", "n_layers": 3})
+
+
+def test_cnn_halves_the_image_at_each_stage():
+    model = cnn()
+    assert model.config == {"arch": "cnn", "n_out": 10, "channels": [16, 32, 64], "in_size": [28, 28]}
+    assert model(torch.rand(3, 1, 28, 28)).shape == (3, 10)
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    assert [(c.kernel_size, c.stride, c.bias) for c in convs] == [((5, 5), (2, 2), None)] + [
+        ((3, 3), (2, 2), None)
+    ] * 2
+    assert model[-1].in_features == 64 * 4 * 4  # 28 -> 14 -> 7 -> 4
+    odd = cnn(n_out=3, channels=(4, 8), in_size=(30, 17))
+    assert odd(torch.rand(2, 1, 30, 17)).shape == (2, 3) and odd[-1].in_features == 8 * 8 * 5
+    twin = build_model(odd.config)
+    assert [p.shape for p in twin.parameters()] == [p.shape for p in odd.parameters()]
+
+
+def test_resnet_blocks_start_as_their_shortcut():
+    block = ResBlock(8, 16, stride=2).eval()
+    x = torch.randn(2, 8, 7, 7)
+    torch.testing.assert_close(block(x), torch.relu(block.shortcut(x)))  # last batch norm starts at 0
+    assert block(x).shape == (2, 16, 4, 4)
+    same = ResBlock(8, 8).eval()
+    torch.testing.assert_close(same(x), torch.relu(x))  # identity shortcut
+
+
+def test_resnet_shapes_and_any_image_size():
+    model = resnet(n_out=2, channels=(8, 16), blocks=2)
+    assert model.config == {"arch": "resnet", "n_out": 2, "channels": [8, 16], "blocks": 2}
+    assert sum(isinstance(m, ResBlock) for m in model.modules()) == 4
+    for size in (28, 20, 9):
+        assert model(torch.rand(3, 1, size, size)).shape == (3, 2)
+    assert 250_000 < n_params(resnet()) < 350_000

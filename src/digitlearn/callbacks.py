@@ -412,20 +412,47 @@ class TerminateOnNaN(Callback):
     """Stops training with a clear error when a loss (training or validation) becomes NaN or infinite.
 
     A finite training loss can still be followed by a step that overflows the weights; the
-    validation loss that comes next is then the first to show it.
+    validation loss that comes next is then the first to show it. Losses are checked together
+    every `every` batches (and at the end of each stage) in one read, since reading a GPU's
+    number waits for the GPU to finish its queue. `every` defaults to 1 on the CPU, where
+    reading is free, and to 32 elsewhere. The error names the first batch that went wrong.
     """
 
     order = 20
 
+    def __init__(self, every: int | None = None) -> None:
+        self.every = every
+        self.pending: list[tuple[torch.Tensor, int]] = []
+
     def after_loss(self, learn: "Learner") -> None:
-        loss = learn.loss.item()
-        if not math.isfinite(loss):
-            which = "training" if learn.training else "validation"
-            lr = f" (learning rate {learn.opt.lr:g})" if learn.opt is not None else ""
-            raise TrainingDiverged(
-                f"the {which} loss became {loss} at epoch {learn.epoch}, batch {learn.iter}{lr}: "
-                "try a smaller learning rate"
-            )
+        self.pending.append((learn.loss.detach(), learn.iter))
+        every = self.every or (1 if learn.loss.device.type == "cpu" else 32)
+        if len(self.pending) >= every:
+            self._check(learn)
+
+    def _check(self, learn: "Learner") -> None:
+        if not self.pending:
+            return
+        losses = torch.stack([loss.float() for loss, _ in self.pending])
+        pending, self.pending = self.pending, []
+        if bool(losses.isfinite().all()):
+            return
+        first = int((~losses.isfinite()).nonzero()[0])
+        loss, batch = float(losses[first]), pending[first][1]
+        which = "training" if learn.training else "validation"
+        lr = f" (learning rate {learn.opt.lr:g})" if learn.opt is not None else ""
+        raise TrainingDiverged(
+            f"the {which} loss became {loss} at epoch {learn.epoch}, batch {batch}{lr}: "
+            "try a smaller learning rate"
+        )
+
+    def after_train(self, learn: "Learner") -> None:
+        self._check(learn)
+
+    after_validate = after_train
+
+    def before_fit(self, learn: "Learner") -> None:
+        self.pending = []
 
 
 class StopOnInterrupt(Callback):
@@ -466,6 +493,46 @@ class StopOnInterrupt(Callback):
         elif self.previous is not None:
             signal.signal(signal.SIGINT, self.previous)
         self.previous = None
+
+
+# ---------------------------------------------------------------- precision
+
+
+class MixedPrecision(Callback):
+    """Runs the model's forward pass under autocast to `dtype` (bfloat16 by default).
+
+    Matrix products and convolutions then run in 16 bits, which is faster on GPUs and on CPUs
+    with bf16 units (AMX), while weights, gradients, the loss and the optimizer stay float32.
+    bfloat16 keeps float32's exponent range, so, unlike float16, it needs no loss scaling.
+    """
+
+    order = 15  # before anything reads the predictions
+
+    def __init__(self, dtype: torch.dtype = torch.bfloat16) -> None:
+        self.dtype = dtype
+        self._autocast = None
+
+    def before_batch(self, learn: "Learner") -> None:
+        self._autocast = torch.autocast(learn.device.type, dtype=self.dtype)
+        self._autocast.__enter__()
+
+    def _leave(self) -> None:
+        if self._autocast is not None:
+            self._autocast.__exit__(None, None, None)
+            self._autocast = None
+
+    def after_pred(self, learn: "Learner") -> None:
+        self._leave()
+        learn.preds = learn.preds.float()  # the loss and metrics see float32 outputs
+
+    def after_batch(self, learn: "Learner") -> None:
+        self._leave()  # a batch cancelled before its predictions still leaves autocast
+
+    def after_fit(self, learn: "Learner") -> None:
+        self._leave()  # and so does one that failed
+
+    def __repr__(self) -> str:
+        return f"MixedPrecision({str(self.dtype).removeprefix('torch.')})"
 
 
 # ---------------------------------------------------------------- schedules

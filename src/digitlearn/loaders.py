@@ -93,7 +93,12 @@ class DataLoader:
 
     def __iter__(self) -> Iterator[Batch]:
         stop = min(len(self) * self.bs, self.n)
-        perm = torch.randperm(self.n, generator=self.generator) if self.shuffle else None
+        perm = None
+        if self.shuffle:
+            # drawn where the data lives (with the generator's device if one is given), so a GPU
+            # gets its batch indices without a copy from the CPU per batch
+            where = self.generator.device if self.generator is not None else self.device or "cpu"
+            perm = torch.randperm(self.n, generator=self.generator, device=where)
         for i in range(0, stop, self.bs):
             if perm is None:
                 batch = [f[i : i + self.bs] for f in self.fields]

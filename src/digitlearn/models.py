@@ -1,4 +1,5 @@
-"""Models from the chapter: a linear model with explicit tensors, simple_net, and an MLP.
+"""Models: the chapter's linear model (explicit tensors), simple_net and an MLP, then two
+convolutional nets for images: a small fast CNN and a compact ResNet.
 
 Each builder records the arguments it was called with as `model.config`, so a saved model is
 rebuilt from JSON by name (`build_model`): loading never runs code from a file.
@@ -88,6 +89,74 @@ def mlp(
         layers += [nn.Linear(n_in, n), nn.ReLU()] + ([nn.Dropout(dropout)] if dropout else [])
         n_in = n
     return nn.Sequential(*layers, nn.Linear(n_in, n_out))
+
+
+def conv_bn(c_in: int, c_out: int, kernel: int = 3, stride: int = 1, act: bool = True) -> nn.Sequential:
+    """Convolution (no bias: batch norm's shift replaces it), batch norm, then ReLU if `act`."""
+    layers = [nn.Conv2d(c_in, c_out, kernel, stride, kernel // 2, bias=False), nn.BatchNorm2d(c_out)]
+    return nn.Sequential(*layers, *([nn.ReLU(inplace=True)] if act else []))
+
+
+def _halved(size: int, kernel: int) -> int:
+    """The output size of a stride-2 convolution padded by kernel // 2."""
+    return (size + 2 * (kernel // 2) - kernel) // 2 + 1
+
+
+@arch
+def cnn(
+    n_out: int = 10, channels: Sequence[int] = (16, 32, 64), in_size: Sequence[int] = (28, 28)
+) -> nn.Module:
+    """A small, fast CNN: stride-2 convolutions (5x5, then 3x3) with batch norm, then one linear layer.
+
+    Each stride-2 convolution halves the image, so the deep layers are cheap (28 -> 14 -> 7 -> 4);
+    the last feature map is flattened rather than pooled, which keeps where each stroke is.
+    """
+    layers, c_in, (h, w) = [], 1, in_size
+    for i, c in enumerate(channels):
+        k = 5 if i == 0 else 3  # a wider first kernel sees a whole stroke width at once
+        layers.append(conv_bn(c_in, c, k, stride=2))
+        c_in, h, w = c, _halved(h, k), _halved(w, k)
+    return nn.Sequential(*layers, nn.Flatten(), nn.Linear(c_in * h * w, n_out))
+
+
+class ResBlock(nn.Module):
+    """Two 3x3 convolutions plus a shortcut: relu(convs(x) + shortcut(x)).
+
+    The shortcut is the identity, or (when the block changes size or channels) an average pool and
+    a 1x1 convolution. The second batch norm starts at zero, so every block starts as its shortcut:
+    a deep net begins as a shallow one and the gradient reaches the first layers unchanged.
+    """
+
+    def __init__(self, c_in: int, c_out: int, stride: int = 1) -> None:
+        super().__init__()
+        self.convs = nn.Sequential(conv_bn(c_in, c_out, stride=stride), conv_bn(c_out, c_out, act=False))
+        nn.init.zeros_(self.convs[1][1].weight)
+        shortcut: list[nn.Module] = []
+        if stride != 1:
+            shortcut.append(nn.AvgPool2d(stride, ceil_mode=True))
+        if c_in != c_out:
+            shortcut.append(conv_bn(c_in, c_out, kernel=1, act=False))
+        self.shortcut = nn.Sequential(*shortcut)
+        self.act = nn.ReLU(inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(self.convs(x) + self.shortcut(x))
+
+
+@arch
+def resnet(n_out: int = 10, channels: Sequence[int] = (32, 64, 128), blocks: int = 1) -> nn.Module:
+    """A compact ResNet for small grey images (the chapter's resnet18, resized for 28x28).
+
+    A 3x3 stem, then per entry of `channels` a stage of `blocks` residual blocks whose first halves
+    the image (28 -> 14 -> 7 -> 4), then global average pooling and a linear layer.
+    """
+    layers: list[nn.Module] = [conv_bn(1, channels[0] // 2)]
+    c_in = channels[0] // 2
+    for c in channels:
+        for i in range(blocks):
+            layers.append(ResBlock(c_in, c, stride=2 if i == 0 else 1))
+            c_in = c
+    return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c_in, n_out))
 
 
 def n_params(model: nn.Module) -> int:

@@ -1,0 +1,103 @@
+"""Augmentation: batched random affine transforms of training images only."""
+
+import pytest
+import torch
+from torch import nn
+
+from digitlearn import DataLoader, DataLoaders, DigitlearnError, Learner, cross_entropy
+from digitlearn.augment import Augment, random_affine
+from digitlearn.callbacks import Callback
+
+
+def dot_images(n: int, size: int = 16) -> torch.Tensor:
+    """(n, 1, size, size) black images with one white 2x2 square in the middle."""
+    x = torch.zeros(n, 1, size, size)
+    x[:, :, size // 2 - 1 : size // 2 + 1, size // 2 - 1 : size // 2 + 1] = 1.0
+    return x
+
+
+def centre_of_mass(x: torch.Tensor) -> torch.Tensor:
+    """(n, 2) row and column of each image's centre of mass."""
+    h, w = x.shape[-2:]
+    mass = x.sum((-1, -2, -3))
+    rows = (x.sum((1, 3)) * torch.arange(h)).sum(1) / mass
+    cols = (x.sum((1, 2)) * torch.arange(w)).sum(1) / mass
+    return torch.stack([rows, cols], 1)
+
+
+def test_no_change_when_every_limit_is_zero():
+    x = torch.rand(4, 1, 12, 10)
+    torch.testing.assert_close(random_affine(x, 0, 0, 0), x)
+
+
+def test_shifts_stay_within_the_limit_and_differ_per_image():
+    x = dot_images(200)
+    g = torch.Generator().manual_seed(0)
+    moved = centre_of_mass(random_affine(x, max_rotate=0, max_shift=2, max_zoom=0, generator=g)) - 7.5
+    assert moved.abs().max() <= 2.0 + 1e-4 and moved.abs().max() > 1.5  # the whole range is used
+    assert moved[:, 0].std() > 0.5 and moved[:, 1].std() > 0.5  # each image its own shift
+    assert abs(float(moved.mean())) < 0.2  # no drift in either direction
+
+
+def test_rotation_turns_a_bar():
+    x = torch.zeros(64, 1, 21, 21)
+    x[:, :, 10, 2:19] = 1.0  # a horizontal bar through the centre
+    out = random_affine(x, max_rotate=30, max_shift=0, max_zoom=0, generator=torch.Generator().manual_seed(1))
+    rows = torch.arange(21.0).view(1, 21, 1)
+    spread = ((out[:, 0] * (rows - 10) ** 2).sum((1, 2)) / out[:, 0].sum((1, 2))).sqrt()
+    assert spread.max() > 1.5 and spread.min() < 0.5  # tilted bars reach other rows; some barely turn
+    torch.testing.assert_close(out.sum((1, 2, 3)), x.sum((1, 2, 3)), rtol=0.1, atol=0)  # ink is kept
+
+
+def test_new_borders_take_the_fill_value():
+    x = torch.full((8, 1, 10, 10), -0.42)  # a blank image after normalisation
+    torch.testing.assert_close(random_affine(x, 20, 3, 0.2, fill=-0.42), x)
+    assert random_affine(x, 20, 3, 0.2, fill=0.0).max() > -0.4  # a zero fill shows up at the edges
+
+
+def test_same_generator_same_result_and_shape_errors():
+    x = torch.rand(5, 1, 8, 8)
+    a = random_affine(x, generator=torch.Generator().manual_seed(3))
+    b = random_affine(x, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(a, b) and a.shape == x.shape and a.dtype == x.dtype
+    with pytest.raises(DigitlearnError, match=r"needs images shaped \(N, C, H, W\), not \(5, 64\)"):
+        random_affine(x.reshape(5, 64))
+
+
+class Seen(Callback):
+    order = 10  # after Augment
+
+    def __init__(self) -> None:
+        self.train, self.valid = [], []
+
+    def before_batch(self, learn) -> None:
+        (self.train if learn.training else self.valid).append(learn.xb.clone())
+
+
+def image_dls(flat: bool = False) -> DataLoaders:
+    x = (dot_images(32) - 0.5) / 0.25  # normalised as the format below says: background -2
+    y = torch.zeros(32, dtype=torch.long)
+    fmt = {"height": 16, "width": 16, "flat": flat, "mean": 0.5, "std": 0.25}
+    return DataLoaders(DataLoader(x, y, bs=8), DataLoader(x, y, bs=8), ["a", "b"], fmt)
+
+
+def test_augment_changes_training_batches_only_and_fills_with_the_background():
+    seen = Seen()
+    model = nn.Sequential(nn.Flatten(), nn.Linear(256, 2))
+    learn = Learner(
+        image_dls(), model, loss_func=cross_entropy, cbs=[Augment(max_shift=3), seen], progress=False
+    )
+    learn.fit(1, 0.01)
+    x = (dot_images(8) - 0.5) / 0.25
+    assert len(seen.valid) == 4 and all(torch.equal(b, x) for b in seen.valid)
+    assert len(seen.train) == 4 and not any(torch.equal(b, x) for b in seen.train)
+    # borders brought in by a shift are filled with the normalised background, (0 - 0.5) / 0.25
+    for b in seen.train:
+        torch.testing.assert_close(b[:, :, :3], torch.full_like(b[:, :, :3], -2.0))
+        assert float(b.min()) >= -2.0 - 1e-5 and float(b.max()) <= 2.0 + 1e-5
+
+
+def test_augment_refuses_flat_inputs():
+    learn = Learner(image_dls(flat=True), nn.Linear(1, 2), cbs=[Augment()], progress=False)
+    with pytest.raises(DigitlearnError, match="augmentation needs image-shaped inputs"):
+        learn.fit(1)

@@ -1,0 +1,112 @@
+"""Recipes: named settings, their overrides, and the Learners they build (multi-class included)."""
+
+import functools
+import json
+
+import pytest
+import torch
+from torch import nn
+
+from digitlearn import DigitlearnError, cross_entropy, load_dataset
+from digitlearn.augment import Augment
+from digitlearn.callbacks import MixedPrecision
+from digitlearn.data import Dataset, Split
+from digitlearn.models import ResBlock
+from digitlearn.recipes import MODEL_INPUTS, MODEL_RECIPES, RECIPES, Recipe, recipe_for
+
+from .conftest import make_folder
+
+
+def blob_dataset(n_classes: int = 4, n: int = 128, size: int = 16, seed: int = 0) -> Dataset:
+    """Images whose class is the corner a bright blob sits in, on a noisy background."""
+    g = torch.Generator().manual_seed(seed)
+
+    def split(count: int) -> Split:
+        y = torch.arange(count) % n_classes
+        x = torch.randint(0, 60, (count, size, size), generator=g, dtype=torch.uint8)
+        half = size // 2
+        for i, c in enumerate(y.tolist()):
+            r, col = (c // 2) * half, (c % 2) * half
+            dr, dc = torch.randint(0, half - 4, (2,), generator=g).tolist()
+            x[i, r + dr : r + dr + 4, col + dc : col + dc + 4] = 255
+        return Split(x, y, [f"{int(c)}/{i}" for i, c in enumerate(y)])
+
+    return Dataset(split(n), split(n // 2), [f"c{i}" for i in range(n_classes)], "blobs")
+
+
+def test_recipe_for_and_overrides():
+    assert recipe_for(None, None) is MODEL_RECIPES["simple_net"]
+    assert recipe_for("fast", None) is RECIPES["fast"] and recipe_for("fast", "cnn") is RECIPES["fast"]
+    other = recipe_for("best", "resnet")
+    assert other.model == "resnet" and other.channels is None and other.epochs == RECIPES["best"].epochs
+    changed = RECIPES["fast"].updated(epochs=5, lr=None, augment=True)
+    assert (changed.epochs, changed.lr, changed.augment) == (5, RECIPES["fast"].lr, True)
+    with pytest.raises(DigitlearnError, match="unknown recipe settings: colour"):
+        RECIPES["fast"].updated(colour="red")
+    with pytest.raises(DigitlearnError, match="unknown recipe 'slow' \\(known: fast, best\\)"):
+        recipe_for("slow", None)
+    assert json.loads(json.dumps(RECIPES["best"].to_dict()))["channels"] == [32, 64, 128]
+    assert set(MODEL_RECIPES) == set(MODEL_INPUTS)
+
+
+def test_chapter_models_keep_the_chapters_settings():
+    assert (MODEL_RECIPES["simple_net"].epochs, MODEL_RECIPES["simple_net"].lr) == (40, 0.1)
+    linear = MODEL_RECIPES["linear"]
+    assert (linear.epochs, linear.lr, linear.opt, linear.one_cycle) == (20, 1.0, "sgd", False)
+
+
+def test_loss_choice():
+    plain = Recipe("simple_net", epochs=1, lr=0.1)
+    assert plain.loss_func(2).__name__ == "mnist_loss" and plain.loss_func(10) is cross_entropy
+    assert Recipe("cnn", epochs=1, lr=0.1).loss_func(2) is cross_entropy  # CNNs give one output per class
+    smooth = plain.updated(label_smoothing=0.1).loss_func(10)
+    assert isinstance(smooth, functools.partial) and smooth.keywords == {"label_smoothing": 0.1}
+    with pytest.raises(DigitlearnError, match="mnist_loss is for two classes, but the data has 10"):
+        plain.updated(loss="mnist_loss").loss_func(10)
+    with pytest.raises(DigitlearnError, match="label smoothing goes with cross_entropy"):
+        plain.updated(label_smoothing=0.1).loss_func(2)
+
+
+def test_learners_for_each_model(tmp_path):
+    ds = load_dataset(make_folder(tmp_path / "ds", classes=("a", "b", "c"), n=4))  # 8x8
+    for name, flat in MODEL_INPUTS.items():
+        learn = MODEL_RECIPES[name].learner(ds, progress=False)
+        xb, _ = learn.dls.train.one_batch()
+        assert (xb.ndim == 2) == flat, name
+        assert learn.model(xb).shape == (len(xb), 3), name
+        convolutional = any(isinstance(m, nn.Conv2d) for m in learn.model.modules())
+        assert convolutional == (not flat), name
+    cnn = RECIPES["best"].learner(ds, progress=False)
+    assert any(isinstance(cb, Augment) for cb in cnn.cbs)
+    assert cnn.dls.input_format["mean"] != 0.0  # normalised inputs
+    weight = next(m.weight for m in cnn.model.modules() if isinstance(m, nn.Conv2d))
+    assert weight.is_contiguous(memory_format=torch.channels_last)
+    assert any(
+        isinstance(cb, MixedPrecision) for cb in RECIPES["fast"].updated(precision="bf16").learner(ds).cbs
+    )
+    assert not any(
+        isinstance(cb, MixedPrecision) for cb in RECIPES["fast"].updated(precision="fp32").learner(ds).cbs
+    )
+    with pytest.raises(
+        DigitlearnError, match="augmentation works on images: use it with cnn or resnet, not mlp"
+    ):
+        MODEL_RECIPES["mlp"].updated(augment=True).learner(ds)
+    with pytest.raises(DigitlearnError, match="unknown precision 'fp8'"):
+        RECIPES["fast"].updated(precision="fp8").learner(ds)
+
+
+@pytest.mark.parametrize("name", ["cnn", "resnet"])
+def test_cnns_learn_four_classes(name):
+    """The multi-class machinery end to end: softmax loss, accuracy, augmentation, one-cycle, bf16."""
+    ds = blob_dataset()
+    recipe = Recipe(
+        name, epochs=12, lr=0.01, opt="adam", bs=16, one_cycle=True, normalize=True, augment=True,
+        label_smoothing=0.05, precision="bf16", channels=(8, 16),
+    )  # fmt: skip
+    learn = recipe.learner(ds, seed=0, progress=False)
+    recipe.fit(learn)
+    first, last = learn.recorder.history[0], learn.recorder.history[-1]
+    assert last["train_loss"] < first["train_loss"] and last["accuracy"] >= 0.9
+    assert any(isinstance(m, ResBlock) for m in learn.model.modules()) == (name == "resnet")
+    probs = learn.get_preds()[0]
+    assert probs.shape == (64, 4) and torch.allclose(probs.sum(1), torch.ones(64))
