@@ -33,6 +33,8 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/load_data.py
 	$(BIN)/python bench/train_loop.py
+	$(BIN)/python bench/speed_options.py
+	$(BIN)/python bench/time_to_accuracy.py
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache .ruff_cache

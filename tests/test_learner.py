@@ -20,6 +20,7 @@ from digitlearn import (
     CancelValidateException,
     DataLoader,
     DigitlearnError,
+    EarlyStopping,
     Learner,
     TrainingDiverged,
     accuracy,
@@ -305,6 +306,16 @@ def test_lr_find_puts_the_model_back():
     assert lrs[0] == pytest.approx(1e-7) and all(b > a for a, b in itertools.pairwise(lrs))
     assert 1e-4 < result.suggestion < 10
     assert result.plot().axes[0].get_xscale() == "log"
+
+
+def test_lr_find_keeps_the_callbacks_that_change_training():
+    seen = []
+    model = nn.Linear(8, 1)
+    model.register_forward_hook(lambda m, i, out: seen.append(out.dtype))
+    learn = learner(toy_dls(n=400, bs=16), model, loss_func=bce_loss, cbs=[EarlyStopping()]).to_bf16()
+    kept = list(learn.cbs)
+    learn.lr_find(num_it=10)
+    assert seen == [torch.bfloat16] * 10 and learn.cbs == kept
 
 
 def test_suggest_lr():

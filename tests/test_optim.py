@@ -5,6 +5,7 @@ import torch
 from torch import nn
 
 from digitlearn import SGD, Adam, BasicOptim, DigitlearnError
+from digitlearn.optim import Adadelta
 
 
 def problem(seed: int = 0):
@@ -45,6 +46,11 @@ def train(model, opt, x, y, steps: int = 20, lrs=None):
         (
             lambda p: Adam(p, 0.01, wd=0.1, decouple_wd=True),
             lambda p: torch.optim.AdamW(p, 0.01, weight_decay=0.1),
+        ),
+        (lambda p: Adadelta(p), lambda p: torch.optim.Adadelta(p)),
+        (
+            lambda p: Adadelta(p, 0.5, rho=0.95, eps=1e-5, wd=0.01),
+            lambda p: torch.optim.Adadelta(p, 0.5, rho=0.95, eps=1e-5, weight_decay=0.01),
         ),
     ],
 )

@@ -2,6 +2,7 @@
 
 __version__ = "0.1.0"
 
+from .augment import Augment, random_affine
 from .baseline import PixelSimilarity, mnist_distance, rmse_distance
 from .callbacks import (
     Callback,
@@ -13,6 +14,7 @@ from .callbacks import (
     CancelValidateException,
     CSVLogger,
     EarlyStopping,
+    MixedPrecision,
     ParamScheduler,
     ProgressCallback,
     Recorder,
@@ -21,18 +23,22 @@ from .callbacks import (
 )
 from .data import Dataset, InputFormat, Split, load_dataset
 from .errors import DataError, DigitlearnError, DownloadError
-from .learner import Learner, set_seed
+from .learner import Learner, pick_device, set_seed
 from .loaders import DataLoader, DataLoaders
 from .losses import bce_loss, cross_entropy, mnist_loss
 from .metrics import accuracy, batch_accuracy, error_rate
-from .models import init_params, linear1, mlp, simple_net
-from .optim import SGD, Adam, BasicOptim
+from .models import cnn, init_params, linear1, mlp, resnet, simple_net
+from .optim import SGD, Adadelta, Adam, BasicOptim
+from .recipes import RECIPES, Recipe
 from .runs import load_model
 from .sources import DatasetSpec, RemoteFile, fetch, register
 
 __all__ = [
+    "RECIPES",
     "SGD",
+    "Adadelta",
     "Adam",
+    "Augment",
     "BasicOptim",
     "CSVLogger",
     "Callback",
@@ -52,9 +58,11 @@ __all__ = [
     "EarlyStopping",
     "InputFormat",
     "Learner",
+    "MixedPrecision",
     "ParamScheduler",
     "PixelSimilarity",
     "ProgressCallback",
+    "Recipe",
     "Recorder",
     "RemoteFile",
     "SaveBestModel",
@@ -63,6 +71,7 @@ __all__ = [
     "accuracy",
     "batch_accuracy",
     "bce_loss",
+    "cnn",
     "cross_entropy",
     "error_rate",
     "fetch",
@@ -73,7 +82,10 @@ __all__ = [
     "mlp",
     "mnist_distance",
     "mnist_loss",
+    "pick_device",
+    "random_affine",
     "register",
+    "resnet",
     "rmse_distance",
     "set_seed",
     "simple_net",

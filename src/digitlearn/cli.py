@@ -188,7 +188,7 @@ def _run_dir(args: argparse.Namespace, name: str) -> Path:
 def _describe(recipe: Recipe, learn) -> str:
     """The settings of a run, in one line: what a reader needs to repeat it."""
     parts = [
-        f"{recipe.epochs} epochs",
+        f"{recipe.epochs} epoch{'s' if recipe.epochs != 1 else ''}",
         f"{'one-cycle to ' if recipe.one_cycle else ''}lr {recipe.lr:g}",
         recipe.opt + (f" wd {recipe.wd:g}" if recipe.wd else ""),
         f"batch size {recipe.bs}",
@@ -240,7 +240,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             save_figure(plot_history(history, metrics, f"{recipe.model} on {args.data}"), tmp / "history.png")
     if final:
         print(
-            f"after {len(history)} epochs ({extra['train_seconds']:.1f}s): "
+            f"after {len(history)} epoch{'s' if len(history) != 1 else ''} ({extra['train_seconds']:.1f}s): "
             + ", ".join(f"{k} {v:.4f}" for k, v in extra["results"].items())
         )
     files = ", ".join(sorted(p.name for p in out.iterdir()))

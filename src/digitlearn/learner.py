@@ -24,12 +24,15 @@ from .callbacks import (
     CancelStepException,
     CancelTrainException,
     CancelValidateException,
+    CSVLogger,
     LRFinder,
     MixedPrecision,
+    ParamScheduler,
     ProgressCallback,
     Recorder,
     StopOnInterrupt,
     TerminateOnNaN,
+    TrackerCallback,
     metric_name,
     one_cycle,
 )
@@ -312,7 +315,10 @@ class Learner:
         model_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
         opt_state = self.opt.state_dict() if self.opt is not None else None
         saved = self._cbs
-        self.cbs = [finder, StopOnInterrupt()]  # no table, no NaN error: divergence is expected
+        # no table, no NaN error (divergence is expected), no other schedule or tracker; callbacks
+        # that change how the model trains (mixed precision, augmentation, yours) stay
+        quiet = (Recorder, ProgressCallback, TerminateOnNaN, ParamScheduler, TrackerCallback, CSVLogger)
+        self.cbs = [finder, *(cb for cb in saved if not isinstance(cb, quiet))]
         try:
             self.fit(math.ceil(num_it / max(len(self.dls.train), 1)), start_lr)
         finally:
