@@ -340,10 +340,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
         print(json.dumps({"data": args.data, "results": rows}, indent=2))
         return 0
     print()
-    print(f"{'model':<10}  {'recipe':<18}  {'accuracy':>8}  {'train s':>7}  {'parameters':>10}")
+    w = max(len(row["recipe"]) for row in rows)
+    print(f"{'model':<10}  {'recipe':<{w}}  {'accuracy':>8}  {'train s':>7}  {'parameters':>10}")
     for row in rows:
         print(
-            f"{row['model']:<10}  {row['recipe']:<18}  {row['accuracy']:>8.4f}  "
+            f"{row['model']:<10}  {row['recipe']:<{w}}  {row['accuracy']:>8.4f}  "
             f"{row['train_seconds']:>7.1f}  {row['parameters']:>10,}"
         )
     return 0
