@@ -35,6 +35,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/train_loop.py
 	$(BIN)/python bench/speed_options.py
 	$(BIN)/python bench/time_to_accuracy.py
+	$(BIN)/python bench/predict.py
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache .ruff_cache

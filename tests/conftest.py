@@ -96,3 +96,77 @@ def toy_dls(n: int = 256, d: int = 8, bs: int = 32, n_classes: int = 2, seed: in
         DataLoader(x[split:], y[split:], bs=bs),
         classes=[f"c{i}" for i in range(n_classes)],
     )
+
+
+@pytest.fixture(scope="session")
+def fast_run(mnist, tmp_path_factory) -> Path:
+    """The run folder a user gets from `digitlearn train --data mnist --recipe fast` (seed 42)."""
+    import subprocess
+    import sys
+
+    out = tmp_path_factory.mktemp("runs") / "mnist-fast"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "digitlearn",
+            "train",
+            "--data",
+            "mnist",
+            "--recipe",
+            "fast",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr
+    return out
+
+
+def save_untrained(path: Path, classes=tuple("0123456789"), loss: str = "cross_entropy") -> Path:
+    """A run folder with a freshly initialised CNN: for testing the plumbing around a model
+    (loading, serving, errors) without training one."""
+    import torch
+
+    from digitlearn.models import cnn
+    from digitlearn.runs import save_model
+
+    torch.manual_seed(0)
+    n_out = 1 if loss == "mnist_loss" else len(classes)
+    model = cnn(n_out=n_out)
+    config = {
+        "model": model.config,
+        "classes": list(classes),
+        "input": {"height": 28, "width": 28, "flat": False, "mean": 0.1307, "std": 0.3081},
+        "loss": {"name": loss},
+    }
+    return save_model(path, model, config)
+
+
+@pytest.fixture(scope="session")
+def untrained_run(tmp_path_factory) -> Path:
+    return save_untrained(tmp_path_factory.mktemp("runs") / "untrained")
+
+
+def draw_digit(
+    text: str = "7",
+    size: tuple[int, int] = (200, 160),
+    ink: int | tuple = 20,
+    paper: int | tuple = 235,
+    mode: str = "L",
+    font_size: int = 120,
+    at: tuple[int, int] | None = None,
+) -> Image.Image:
+    """A digit drawn with a font matplotlib ships, `ink` on `paper`, centred (or its centre `at`)."""
+    from PIL import ImageDraw, ImageFont
+
+    from tests.font_digits import FONT_DIR
+
+    img = Image.new(mode, size, paper)
+    font = ImageFont.truetype(str(FONT_DIR / "DejaVuSans.ttf"), font_size)
+    where = at or (size[0] // 2, size[1] // 2)
+    ImageDraw.Draw(img).text(where, text, font=font, fill=ink, anchor="mm")
+    return img

@@ -383,10 +383,82 @@ def test_compare_on_mnist(mnist, capsys):
     assert rows["linear"]["parameters"] == 7850 and rows["mlp"]["parameters"] == 535_818
 
 
-def test_fast_recipe_reaches_99_percent_on_mnist(mnist, tmp_path):
-    out = tmp_path / "run"
-    result = run("train", "--data", "mnist", "--recipe", "fast", "--out", str(out))
-    assert result.returncode == 0, result.stderr
+def test_fast_recipe_reaches_99_percent_on_mnist(fast_run):
+    out = fast_run  # `digitlearn train --data mnist --recipe fast --out ...`
     config = json.loads((out / "config.json").read_text())
     assert config["results"]["accuracy"] >= 0.990 and config["epochs_done"] == 3
     assert config["model"]["arch"] == "cnn" and config["input"]["mean"] == 0.1307
+
+
+def test_evaluate_prints_accuracy_per_class_and_confusion_matrix(fast_run, tmp_path, capsys):
+    out = tmp_path / "eval"
+    assert main(["evaluate", str(fast_run), "--out", str(out)]) == 0  # data: the run's own, mnist
+    printed = capsys.readouterr().out
+    acc = float(re.search(r"^accuracy (\S+) \(([\d,]+)/10,000\)$", printed, re.M).group(1))
+    assert acc >= 0.990
+    rows = {
+        line.split()[0]: line.split()
+        for line in printed.splitlines()
+        if re.match(r"\s+\d\s+0\.\d{4}\s", line)
+    }
+    assert sorted(rows) == list("0123456789") and rows["1"][-1] == "1,135"
+    assert "confusion matrix (rows: actual, columns: predicted)" in printed and "most confused" in printed
+    assert {p.name for p in out.iterdir()} == {"confusion_matrix.png", "top_losses.png", "evaluation.json"}
+    report = json.loads((out / "evaluation.json").read_text())
+    cm = torch.tensor(report["confusion_matrix"])
+    assert int(cm.sum()) == 10_000 and report["accuracy"] == pytest.approx(float(cm.diag().sum()) / 10_000)
+    assert report["accuracy"] == pytest.approx(acc, abs=5e-5)
+    assert [r["support"] for r in report["per_class"]] == cm.sum(1).tolist()
+    assert Image.open(out / "top_losses.png").size[0] > 500
+
+
+def test_evaluate_on_data_with_other_classes_is_one_line(fast_run):
+    result = run("evaluate", str(fast_run), "--data", "mnist_sample")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    classes = ", ".join("0123456789")
+    assert result.stderr.strip() == (
+        f"digitlearn: error: {fast_run} was trained on classes {classes}, but mnist_sample has 3, 7"
+    )
+
+
+def test_predict_files_of_every_kind_and_keep_going(fast_run, tmp_path):
+    from .conftest import draw_digit
+
+    files = {
+        "seven.jpg": draw_digit("7", mode="RGB", ink=(20, 30, 120), paper=(250, 245, 220)),
+        "two.webp": draw_digit("2", mode="RGB", ink=(240, 240, 240), paper=(10, 40, 10)),
+        "three.gif": draw_digit("3").convert("P"),
+        "blank.png": Image.new("L", (80, 80), 255),
+    }
+    for name, img in files.items():
+        img.save(tmp_path / name)
+    (tmp_path / "notes.png").write_text("not an image")
+    paths = [str(tmp_path / n) for n in ("seven.jpg", "notes.png", "two.webp", "blank.png", "three.gif")]
+    result = run("predict", str(fast_run), *paths, "--show", str(tmp_path / "show.png"))
+    assert result.returncode == 1  # two files failed, and said so
+    labels = {
+        line.split(":")[0]: line.split(": ")[1].split()[0]
+        for line in result.stdout.splitlines()
+        if ": " in line
+    }
+    assert labels == {paths[0]: "7", paths[2]: "2", paths[4]: "3"}
+    errors = result.stderr.strip().splitlines()
+    assert (
+        errors[0]
+        == f"digitlearn: error: {paths[1]}: not an image in a known format (PNG, JPEG, BMP, GIF, WEBP, TIFF)"
+    )
+    assert errors[1].startswith(f"digitlearn: error: no digit found in {paths[3]}")
+    assert len(errors) == 2 and Image.open(tmp_path / "show.png").size[0] > 800
+
+    as_json = run("predict", str(fast_run), paths[0], paths[3], "--json", "--top", "2")
+    rows = json.loads(as_json.stdout)
+    assert rows[0]["file"] == paths[0] and rows[0]["label"] == "7" and len(rows[0]["top"]) == 2
+    assert sum(rows[0]["probabilities"].values()) == pytest.approx(1.0, abs=1e-4)
+    assert rows[1]["file"] == paths[3] and "no digit found" in rows[1]["error"]
+
+
+def test_predict_with_a_missing_run_is_one_line(tmp_path):
+    result = run("predict", str(tmp_path / "nope"), "x.png")
+    assert result.returncode == 1 and result.stderr.strip() == (
+        f"digitlearn: error: {tmp_path / 'nope'} is not a saved model: no such folder"
+    )

@@ -14,8 +14,12 @@ BLOCKS = [
 
 
 @pytest.mark.parametrize("code", BLOCKS)
-def test_python_block_runs(code, sample, capsys, tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)  # examples that save files write them here, not into the repo
+def test_python_block_runs(code, sample, capsys, tmp_path_factory, monkeypatch, request):
+    # examples write files here, not into the repo; a document's blocks share one folder, in
+    # order, as a reader running them one after another would
+    folder = tmp_path_factory.getbasetemp() / "docs" / request.node.callspec.id.split(":")[0]
+    folder.mkdir(parents=True, exist_ok=True)
+    monkeypatch.chdir(folder)
     exec(compile(code, "<doc>", "exec"), {})
     assert capsys.readouterr().out  # the examples show their results
 

@@ -23,12 +23,15 @@ from .callbacks import (
 )
 from .data import Dataset, InputFormat, Split, load_dataset
 from .errors import DataError, DigitlearnError, DownloadError
+from .interpret import Interpretation
 from .learner import Learner, pick_device, set_seed
 from .loaders import DataLoader, DataLoaders
 from .losses import bce_loss, cross_entropy, mnist_loss
 from .metrics import accuracy, batch_accuracy, error_rate
 from .models import cnn, init_params, linear1, mlp, resnet, simple_net
 from .optim import SGD, Adadelta, Adam, BasicOptim
+from .predictor import Prediction, Predictor
+from .preprocess import ImageError, NoDigitError, naive_resize, to_mnist
 from .recipes import RECIPES, Recipe
 from .runs import load_model
 from .sources import DatasetSpec, RemoteFile, fetch, register
@@ -56,11 +59,16 @@ __all__ = [
     "DigitlearnError",
     "DownloadError",
     "EarlyStopping",
+    "ImageError",
     "InputFormat",
+    "Interpretation",
     "Learner",
     "MixedPrecision",
+    "NoDigitError",
     "ParamScheduler",
     "PixelSimilarity",
+    "Prediction",
+    "Predictor",
     "ProgressCallback",
     "Recipe",
     "Recorder",
@@ -82,6 +90,7 @@ __all__ = [
     "mlp",
     "mnist_distance",
     "mnist_loss",
+    "naive_resize",
     "pick_device",
     "random_affine",
     "register",
@@ -89,4 +98,5 @@ __all__ = [
     "rmse_distance",
     "set_seed",
     "simple_net",
+    "to_mnist",
 ]

@@ -9,20 +9,26 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import torch
+from PIL import Image
 
 from . import __version__
 from .baseline import DISTANCES, PixelSimilarity, mnist_distance, rmse_distance
 from .callbacks import MixedPrecision, write_history
 from .data import Dataset, load_dataset
 from .errors import DigitlearnError
-from .files import atomic_dir
+from .files import atomic_dir, atomic_path
+from .interpret import Interpretation
 from .losses import describe
 from .models import n_params
-from .plots import format_pixels, image_grid, plot_history, save_figure
+from .plots import format_pixels, image_grid, plot_history, plot_predictions, save_figure
+from .predictor import Prediction, Predictor
+from .preprocess import open_image, to_gray
 from .recipes import MODEL_INPUTS, MODEL_RECIPES, RECIPES, Recipe, recipe_for
 from .sources import REGISTRY, home, mirror
 
+VIEWABLE = ("1", "L", "LA", "P", "PA", "RGB", "RGBA")  # Pillow modes matplotlib can draw as they are
 LOSS_NAMES = {"mnist": "mnist_loss", "bce": "bce_loss", "ce": "cross_entropy"}
 # recipe settings a command-line flag of the same name can replace
 RECIPE_FLAGS = (
@@ -350,6 +356,135 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _evaluation_data(args: argparse.Namespace, predictor: Predictor) -> Dataset:
+    """--data, or the data the run was trained on; its classes and image size must be the model's."""
+    data = args.data or (predictor.config.get("train") or {}).get("data")
+    if not data:
+        raise DigitlearnError(
+            f"{args.run_dir}: the run does not say what data it was trained on: give --data"
+        )
+    ds = load_dataset(data, size=args.size)
+    if list(ds.classes) != predictor.classes:
+        raise DigitlearnError(
+            f"{args.run_dir} was trained on classes {', '.join(predictor.classes)}, but {data} has "
+            f"{', '.join(ds.classes)}"
+        )
+    if tuple(ds.train.x.shape[1:]) != predictor.size:
+        h, w = predictor.size
+        got = "x".join(map(str, ds.train.x.shape[1:]))
+        raise DigitlearnError(f"{data} has {got} images, the model takes {h}x{w}: add --size {h}x{w}")
+    args.data = data
+    return ds
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    predictor = Predictor.load(args.run_dir, args.device)
+    ds = _evaluation_data(args, predictor)
+    split = ds.split(args.split)
+    interp = Interpretation.from_predictor(predictor, split)
+    cm, rows = interp.confusion_matrix(), interp.per_class()
+    confused = interp.most_confused()
+    correct = int(cm.diag().sum())
+    figures = {}
+    if args.out:
+        out = Path(args.out)
+        if out.exists() and not out.is_dir():
+            raise DigitlearnError(f"{out} is a file: --out names a folder for the figures")
+        out.mkdir(parents=True, exist_ok=True)
+        figures = {
+            "confusion_matrix": save_figure(interp.plot_confusion_matrix(), out / "confusion_matrix.png"),
+            "top_losses": save_figure(interp.plot_top_losses(args.top_losses), out / "top_losses.png"),
+        }
+    report = {
+        "run": str(args.run_dir),
+        "data": args.data,
+        "split": args.split,
+        "images": len(split),
+        "accuracy": interp.accuracy,
+        "per_class": rows,
+        "confusion_matrix": cm.tolist(),
+        "most_confused": [{"actual": a, "predicted": p, "count": n} for a, p, n in confused],
+    }
+    if args.out:
+        with atomic_path(Path(args.out) / "evaluation.json") as tmp:
+            tmp.write_text(json.dumps(report, indent=2) + "\n")
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    arch = (predictor.config.get("model") or {}).get("arch", "model")
+    print(f"{args.run_dir} ({arch}) on {args.data} {args.split}: {len(split):,} images")
+    print(f"accuracy {interp.accuracy:.4f} ({correct:,}/{len(split):,})\n")
+    w = max(5, *(len(r["class"]) for r in rows))
+    print(f"{'class':>{w}}  {'precision':>9}  {'recall':>7}  {'f1':>7}  {'images':>7}")
+    for r in rows:
+        scores = f"{r['precision']:>9.4f}  {r['recall']:>7.4f}  {r['f1']:>7.4f}"
+        print(f"{r['class']:>{w}}  {scores}  {r['support']:>7,}")
+    print("\nconfusion matrix (rows: actual, columns: predicted)")
+    cw = max(w, len(f"{int(cm.max()):,}") if cm.numel() else 1)
+    print(" " * w + "".join(f"  {c:>{cw}}" for c in predictor.classes))
+    for c, line in zip(predictor.classes, cm.tolist(), strict=True):
+        print(f"{c:>{w}}" + "".join(f"  {v:>{cw},}" for v in line))
+    if confused:
+        shown = ", ".join(f"{a} as {p} ({n})" for a, p, n in confused[:5])
+        print(f"\nmost confused (actual as predicted): {shown}")
+    for path in figures.values():
+        print(f"wrote {path}")
+    if args.out:
+        print(f"wrote {Path(args.out) / 'evaluation.json'}")
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    predictor = Predictor.load(args.run_dir, args.device)
+    results = predictor.predict_many(args.images)
+    rows = []
+    for file, r in zip(args.images, results, strict=True):
+        if isinstance(r, DigitlearnError):
+            message = str(r) if str(file) in str(r) else f"{file}: {r}"
+            rows.append({"file": str(file), "error": message})
+            if not args.json:
+                print(f"digitlearn: error: {message}", file=sys.stderr)
+            continue
+        rows.append({"file": str(file), **r.to_dict(args.top)})
+        if not args.json:
+            others = ", ".join(f"{c} {p:.3f}" for c, p in r.top(args.top)[1:])
+            print(
+                f"{file}: {r.label} ({r.probability:.3f})" + (f"   then {others}" if others else ""),
+                flush=True,
+            )
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    if args.show:
+        originals = []
+        for file in args.images:
+            try:
+                img = open_image(file)
+                # 16-bit and float images have no RGB view of their own: show their gray levels
+                originals.append(
+                    img if img.mode in VIEWABLE else Image.fromarray(np.uint8(255 * to_gray(img)))
+                )
+            except DigitlearnError:
+                originals.append(None)
+        titles = [
+            f"{Path(f).name}\n"
+            + (f"{r.label} ({r.probability:.2f})" if isinstance(r, Prediction) else "no result")
+            for f, r in zip(args.images, results, strict=True)
+        ]
+        inputs = [r.input if isinstance(r, Prediction) else None for r in results]
+        fig = plot_predictions(originals, inputs, titles)
+        path = save_figure(fig, args.show)
+        print(f"wrote {path}", file=sys.stderr if args.json else sys.stdout)
+    return 1 if any("error" in row for row in rows) else 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .serve import serve
+
+    predictor = Predictor.load(args.run_dir, args.device)
+    serve(predictor, args.host, args.port, **({"max_bytes": args.max_bytes} if args.max_bytes else {}))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="digitlearn", description="fastbook chapter 4 as real software.")
     p.add_argument("--version", action="version", version=f"digitlearn {__version__}")
@@ -451,6 +586,36 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--num-it", type=_positive(int), default=100, help="batches to try (default %(default)s)")
     q.add_argument("--out", metavar="FILE.png", default="lr_find.png", help="the plot (default %(default)s)")
     q.set_defaults(run=cmd_lr_find)
+
+    q = sub.add_parser("evaluate", help="accuracy, per-class precision/recall and confusion matrix of a run")
+    q.add_argument("run_dir", metavar="RUN_DIR", help="a run folder written by `digitlearn train`")
+    q.add_argument("--data", help="dataset to evaluate on (default: the one the run was trained on)")
+    q.add_argument("--size", type=_size, help="resize every image, e.g. 28 or 28x28")
+    q.add_argument("--split", default="valid", help="split to evaluate (default %(default)s)")
+    q.add_argument("--device", default="cpu", help="cpu (default), cuda or auto")
+    q.add_argument("--out", metavar="DIR", help="write confusion_matrix.png, top_losses.png, evaluation.json")
+    q.add_argument("--top-losses", type=_positive(int), default=16, help="images in top_losses.png")
+    q.add_argument("--json", action="store_true", help="print the figures as JSON")
+    q.set_defaults(run=cmd_evaluate)
+
+    q = sub.add_parser("predict", help="classify your own digit images (any size, format, colours)")
+    q.add_argument("run_dir", metavar="RUN_DIR", help="a run folder written by `digitlearn train`")
+    q.add_argument("images", metavar="IMAGE", nargs="+", help="PNG, JPEG, BMP, GIF, WebP or TIFF files")
+    q.add_argument("--top", type=_positive(int), default=3, help="probabilities shown per image")
+    q.add_argument("--json", action="store_true", help="print the results as JSON")
+    q.add_argument("--show", metavar="FILE.png", help="draw each image above the 28x28 input the model saw")
+    q.add_argument("--device", default="cpu", help="cpu (default), cuda or auto")
+    q.set_defaults(run=cmd_predict)
+
+    q = sub.add_parser("serve", help="a web page to draw digits on, and a JSON API, for a trained run")
+    q.add_argument("run_dir", metavar="RUN_DIR", help="a run folder written by `digitlearn train`")
+    q.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default %(default)s: this machine only)"
+    )
+    q.add_argument("--port", type=int, default=8000, help="port (default %(default)s; 0 picks a free one)")
+    q.add_argument("--max-bytes", type=_positive(int), help="largest request accepted (default 5 MiB)")
+    q.add_argument("--device", default="cpu", help="cpu (default), cuda or auto")
+    q.set_defaults(run=cmd_serve)
     return p
 
 

@@ -6,6 +6,7 @@ Everything else (recording, progress, schedules, early stopping, saving) is a ca
 """
 
 import math
+import os
 import random
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 from torch import nn
 
 from .callbacks import (
@@ -39,9 +41,10 @@ from .callbacks import (
 from .data import InputFormat
 from .errors import DigitlearnError
 from .loaders import DataLoaders
-from .losses import activation, describe, mnist_loss
+from .losses import describe, mnist_loss, probabilities
 from .models import ARCHS
 from .optim import SGD, Optimizer
+from .preprocess import ImageSource, to_mnist
 from .runs import load_weights, save_model
 
 
@@ -279,24 +282,25 @@ class Learner:
         return (outputs if raw else self.probabilities(outputs)), targets
 
     def probabilities(self, outputs: torch.Tensor) -> torch.Tensor:
-        """Model outputs (N, k) as class probabilities (N, n_classes), by the loss's activation.
+        """Model outputs (N, k) as class probabilities (N, n_classes), by the loss's activation."""
+        return probabilities(outputs, self.loss_func)
 
-        For a loss digitlearn does not know, one output means sigmoid and more mean softmax.
-        """
-        act = activation(self.loss_func)
-        if act is None:
-            act = torch.sigmoid if outputs.shape[-1] == 1 else (lambda x: x.softmax(-1))
-        probs = act(outputs.float())
-        return torch.cat([1 - probs, probs], -1) if probs.shape[-1] == 1 else probs
-
-    def predict(self, item: torch.Tensor | np.ndarray) -> tuple[str | int, int, torch.Tensor]:
+    def predict(self, item: "torch.Tensor | np.ndarray | ImageSource") -> tuple[str | int, int, torch.Tensor]:
         """Classify one item: (label, class index, probabilities).
 
         `item` is an image as the dataset holds it (H x W, uint8 or float in [0, 1]), prepared the
-        way the DataLoaders prepared their inputs, or an input the model takes as it is.
+        way the DataLoaders prepared their inputs; or a person's image (a file path, its bytes, or
+        a Pillow image), first prepared the MNIST way (`preprocess.to_mnist`); or an input the
+        model takes as it is.
         """
-        x = torch.as_tensor(item)
         fmt = self.dls.input_format
+        if isinstance(item, str | os.PathLike | bytes | Image.Image):
+            if not fmt or fmt.get("height") is None:
+                raise DigitlearnError(
+                    "this Learner's data has no image format, so it cannot read image files"
+                )
+            item = to_mnist(item, (fmt["height"], fmt["width"]))
+        x = torch.as_tensor(item)
         # an image is prepared as the DataLoaders prepared theirs; anything else goes in as it is
         x = InputFormat(**fmt)(x[None]) if fmt and x.ndim == 2 else x[None].float()
         self.model.eval()

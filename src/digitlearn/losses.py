@@ -86,6 +86,19 @@ def activation(loss_func: Callable) -> Callable[[torch.Tensor], torch.Tensor] | 
     return None
 
 
+def probabilities(outputs: torch.Tensor, loss_func: Callable | None) -> torch.Tensor:
+    """Model outputs (N, k) as class probabilities (N, n_classes), by the loss's activation.
+
+    One output is the probability of the second class, so it becomes [1 - p, p]. For a loss
+    digitlearn does not know, one output means sigmoid and more mean softmax.
+    """
+    act = activation(loss_func) if loss_func is not None else None
+    if act is None:
+        act = torch.sigmoid if outputs.shape[-1] == 1 else (lambda x: x.softmax(-1))
+    probs = act(outputs.float())
+    return torch.cat([1 - probs, probs], -1) if probs.shape[-1] == 1 else probs
+
+
 def describe(loss_func: Callable) -> dict:
     """A loss as JSON-friendly data: its name and any options bound with functools.partial."""
     if isinstance(loss_func, functools.partial):

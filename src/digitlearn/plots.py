@@ -122,3 +122,26 @@ def plot_lr_find(lrs: list[float], losses: list[float], suggestion: float | None
         ax.plot(lrs[k], losses[k], "ro", label=f"suggestion {suggestion:.2g}")
         ax.legend()
     return fig
+
+
+def plot_predictions(originals: list, inputs: list[torch.Tensor | None], titles: list[str]) -> Figure:
+    """Each image as given (top row) above the 28x28 input the model saw and its prediction.
+
+    `originals` are Pillow images (or None where a file could not be read); `inputs` are the
+    prepared images, light ink on black as the model takes them (None where there was no digit).
+    """
+    n = len(titles)
+    fig = Figure(figsize=(max(2.2 * n, 3.0), 5.0), layout="constrained")
+    axes = fig.subplots(2, n, squeeze=False)
+    for k in range(n):
+        top, bottom = axes[0, k], axes[1, k]
+        top.set_axis_off()
+        bottom.set_axis_off()
+        if originals[k] is not None:
+            top.imshow(originals[k].convert("RGB"))
+        top.set_title(titles[k], fontsize=9)
+        if inputs[k] is not None:
+            bottom.imshow(inputs[k].numpy(), cmap="gray", vmin=0, vmax=1)
+            h, w = inputs[k].shape
+            bottom.set_title(f"model input ({h}x{w})", fontsize=8)
+    return fig

@@ -1,0 +1,117 @@
+"""The Predictor: a saved run folder in, people's digit images in, labels and probabilities out.
+
+It needs nothing but the run folder (weights.safetensors + config.json): the config says how to
+build the model, what its classes are, how images become inputs, and which activation turns its
+outputs into probabilities. No training data, no pickles, no code from the folder.
+"""
+
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .data import InputFormat
+from .errors import DigitlearnError
+from .learner import pick_device
+from .losses import LOSSES, probabilities
+from .preprocess import ImageSource, to_mnist
+from .runs import load_model
+
+
+@dataclass
+class Prediction:
+    """One image's result: the label, every class's probability, and the 28x28 input the model saw."""
+
+    label: str
+    index: int
+    probs: torch.Tensor
+    classes: list[str]
+    input: torch.Tensor
+
+    @property
+    def probability(self) -> float:
+        return float(self.probs[self.index])
+
+    def top(self, k: int = 3) -> list[tuple[str, float]]:
+        """The `k` most probable classes as (label, probability), most probable first."""
+        values, idx = self.probs.topk(min(k, len(self.classes)))
+        return [(self.classes[i], float(v)) for v, i in zip(values, idx.tolist(), strict=True)]
+
+    def to_dict(self, k: int = 3) -> dict:
+        """JSON-ready: label, index, probability of each class (in class order), and the top `k`."""
+        return {
+            "label": self.label,
+            "index": self.index,
+            "probability": self.probability,
+            "probabilities": {c: float(p) for c, p in zip(self.classes, self.probs, strict=True)},
+            "top": [{"label": c, "probability": p} for c, p in self.top(k)],
+        }
+
+
+class Predictor:
+    """A trained model with what it takes to use it: `Predictor.load("runs/mnist-fast").predict("7.png")`."""
+
+    def __init__(self, model: nn.Module, config: dict, device: str | torch.device = "cpu") -> None:
+        if not isinstance(config.get("input"), dict) or not config.get("classes"):
+            raise DigitlearnError(
+                "the model's config has no input format or classes: it cannot predict images"
+            )
+        self.config = config
+        self.classes = [str(c) for c in config["classes"]]
+        self.input_format = InputFormat(**config["input"])
+        loss = config.get("loss") or {}
+        self.loss_func = LOSSES.get(loss.get("name"))
+        self.device = pick_device(device)
+        self.model = model.to(self.device).eval()
+        self.path: Path | None = None  # the run folder, when loaded from one
+
+    @classmethod
+    def load(cls, run_dir: str | os.PathLike, device: str | torch.device = "cpu") -> "Predictor":
+        """The model saved in `run_dir` (by `digitlearn train` or `Learner.save`)."""
+        model, config = load_model(run_dir)
+        predictor = cls(model, config, device)
+        predictor.path = Path(run_dir)
+        return predictor
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return (self.input_format.height, self.input_format.width)
+
+    def prepare(self, source: ImageSource) -> torch.Tensor:
+        """An image file, bytes or picture as the (H, W) float input in [0, 1] this model takes."""
+        return to_mnist(source, self.size)
+
+    @torch.inference_mode()
+    def probabilities(self, images: torch.Tensor) -> torch.Tensor:
+        """(N, H, W) prepared images (float in [0, 1] or uint8) -> (N, n_classes) probabilities."""
+        x = self.input_format(images).to(self.device)
+        return probabilities(self.model(x), self.loss_func).cpu()
+
+    def _result(self, image: torch.Tensor, probs: torch.Tensor) -> Prediction:
+        index = int(probs.argmax())
+        return Prediction(self.classes[index], index, probs, self.classes, image)
+
+    def predict(self, source: ImageSource) -> Prediction:
+        """Classify one image (a path, its bytes, a Pillow image or an H x W array of any size)."""
+        image = self.prepare(source)
+        return self._result(image, self.probabilities(image[None])[0])
+
+    def predict_many(self, sources: Iterable[ImageSource]) -> list[Prediction | DigitlearnError]:
+        """Classify many images in one batch; an image that cannot be read (or holds no digit)
+        gets its error in its place, and the rest are still classified."""
+        results: list[Prediction | DigitlearnError | torch.Tensor] = []
+        for source in sources:
+            try:
+                results.append(self.prepare(source))
+            except DigitlearnError as e:
+                results.append(e)
+        images = [r for r in results if isinstance(r, torch.Tensor)]
+        probs = iter(self.probabilities(torch.stack(images)) if images else [])
+        return [self._result(r, next(probs)) if isinstance(r, torch.Tensor) else r for r in results]
+
+    def __repr__(self) -> str:
+        arch = (self.config.get("model") or {}).get("arch", "model")
+        return f"Predictor({arch}, classes {', '.join(self.classes)}, on {self.device})"

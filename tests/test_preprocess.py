@@ -1,0 +1,200 @@
+"""Preparing people's images the MNIST way: polarity, shading, noise, crop, fit, centre of mass."""
+
+import io
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image, ImageDraw
+from scipy import ndimage
+
+from digitlearn.preprocess import ImageError, NoDigitError, naive_resize, open_image, to_mnist
+from tests.conftest import draw_digit
+
+
+def encoded(img: Image.Image, fmt: str, **kw) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, fmt, **kw)
+    return buf.getvalue()
+
+
+def ink_box(x: torch.Tensor, level: float = 0.1) -> tuple[int, int]:
+    """Height and width of the box holding the pixels above `level`."""
+    rows, cols = torch.nonzero(x > level, as_tuple=True)
+    return int(rows.max() - rows.min() + 1), int(cols.max() - cols.min() + 1)
+
+
+def similar(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Correlation of two prepared images (1.0: the same up to brightness)."""
+    return float(torch.corrcoef(torch.stack([a.flatten(), b.flatten()]))[0, 1])
+
+
+def test_output_is_mnist_shaped_light_on_dark_fitted_and_centred_by_mass():
+    x = to_mnist(draw_digit("7"))
+    assert x.shape == (28, 28) and x.dtype == torch.float32
+    assert float(x.min()) == 0.0 and float(x.max()) == pytest.approx(1.0)
+    assert float(x[:2].max()) == 0 and float(x[:, :2].max()) == 0  # background is black at the edges
+    assert max(ink_box(x, 0.05)) in (19, 20, 21)  # longer side fitted to 20 pixels (anti-aliased edge)
+    cy, cx = ndimage.center_of_mass(x.numpy())
+    assert abs(cy - 14) <= 0.5 and abs(cx - 14) <= 0.5
+
+
+def test_aspect_ratio_is_kept():
+    bar = Image.new("L", (300, 200), 255)
+    ImageDraw.Draw(bar).rectangle([50, 90, 250, 130], fill=0)  # 201 x 41: a wide, short bar
+    h, w = ink_box(to_mnist(bar), 0.5)
+    assert w == 20 and 3 <= h <= 5
+
+
+def test_dark_on_light_and_light_on_dark_give_the_same_input():
+    dark = to_mnist(draw_digit("4", ink=10, paper=240))
+    light = to_mnist(draw_digit("4", ink=240, paper=10))
+    assert similar(dark, light) > 0.99
+
+
+def test_position_and_scale_do_not_matter():
+    ref = to_mnist(draw_digit("5", size=(200, 200), font_size=150))
+    small_corner = to_mnist(draw_digit("5", size=(600, 400), font_size=80, at=(90, 70)))
+    assert similar(ref, small_corner) > 0.95
+
+
+def test_paper_shading_is_removed():
+    img = np.asarray(draw_digit("3", size=(240, 240), ink=40, paper=230), dtype=np.float32)
+    ramp = np.linspace(1.0, 0.45, 240)[None, :]  # the right side in shadow, darker than half
+    shaded = Image.fromarray(np.uint8(img * ramp))
+    clean, got = to_mnist(draw_digit("3", size=(240, 240), ink=40, paper=230)), to_mnist(shaded)
+    assert similar(clean, got) > 0.95
+    assert ink_box(got, 0.3) == ink_box(clean, 0.3)  # the shadow is not read as ink
+
+
+def test_noise_and_specks_are_removed():
+    rng = np.random.default_rng(0)
+    img = np.asarray(draw_digit("2", size=(300, 300), font_size=150), dtype=np.float32)
+    img += rng.normal(0, 12, img.shape)
+    for y, x in [(15, 20), (280, 270), (20, 280)]:  # dust far from the digit
+        img[y : y + 3, x : x + 3] = 20
+    got = to_mnist(Image.fromarray(np.uint8(np.clip(img, 0, 255))))
+    assert similar(got, to_mnist(draw_digit("2", size=(300, 300), font_size=150))) > 0.95
+
+
+def test_thin_strokes_are_thickened_to_mnist_width():
+    thin = Image.new("L", (300, 300), 255)
+    ImageDraw.Draw(thin).line([(80, 40), (220, 40), (130, 260)], fill=0, width=2)  # a hairline 7
+    x = to_mnist(thin)
+    # across the diagonal stroke, at mid-height, at least two pixels are solid ink
+    assert int((x[14] > 0.5).sum()) >= 2 and float(x.max()) == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize(
+    "mode,fmt",
+    [
+        ("L", "PNG"),
+        ("RGB", "JPEG"),
+        ("RGB", "BMP"),
+        ("P", "GIF"),
+        ("RGB", "WEBP"),
+        ("L", "TIFF"),
+        ("RGBA", "PNG"),
+    ],
+)
+def test_every_format_and_mode_gives_the_same_input(mode, fmt):
+    ref = to_mnist(draw_digit("8"))
+    img = draw_digit("8").convert(mode)
+    got = to_mnist(encoded(img, fmt, **({"quality": 90} if fmt in ("JPEG", "WEBP") else {})))
+    assert similar(ref, got) > 0.98
+
+
+def test_16_bit_images():
+    a = np.asarray(draw_digit("6"), dtype=np.uint16) * 257  # 0..65535
+    for fmt in ("PNG", "TIFF"):
+        data = encoded(Image.fromarray(a), fmt)
+        assert open_image(data).mode.startswith("I")
+        assert similar(to_mnist(data), to_mnist(draw_digit("6"))) > 0.98
+
+
+def test_transparent_background_with_dark_or_white_ink():
+    ref = to_mnist(draw_digit("9"))
+    mask = np.asarray(draw_digit("9", ink=255, paper=0))
+    for colour in (0, 255):  # black ink or white ink, drawn on a transparent canvas
+        rgba = np.zeros((*mask.shape, 4), np.uint8)
+        rgba[..., :3] = colour
+        rgba[..., 3] = mask
+        assert similar(to_mnist(encoded(Image.fromarray(rgba, "RGBA"), "PNG")), ref) > 0.98
+
+
+def test_palette_with_transparency():
+    img = draw_digit("1", mode="RGBA", ink=(0, 0, 0, 255), paper=(255, 255, 255, 0)).convert("P")
+    x = to_mnist(encoded(img, "PNG"))
+    assert ink_box(x, 0.5)[0] == 20  # a 1: tall and thin
+
+
+def test_animated_gif_uses_its_first_frame():
+    frames = [draw_digit("2").convert("P"), draw_digit("5").convert("P")]
+    buf = io.BytesIO()
+    frames[0].save(buf, "GIF", save_all=True, append_images=frames[1:])
+    assert similar(to_mnist(buf.getvalue()), to_mnist(draw_digit("2"))) > 0.98
+
+
+@pytest.mark.parametrize(
+    "img",
+    [
+        Image.new("L", (64, 64), 255),
+        Image.new("RGB", (500, 300), (0, 0, 0)),
+        Image.new("RGBA", (64, 64), (0, 0, 0, 0)),
+        Image.fromarray(np.uint8(np.random.default_rng(0).normal(128, 6, (80, 80)))),  # faint noise only
+    ],
+    ids=["white", "black", "transparent", "faint-noise"],
+)
+def test_blank_images_say_no_digit_found(img):
+    with pytest.raises(NoDigitError, match="no digit found"):
+        to_mnist(encoded(img, "PNG"))
+
+
+def test_unreadable_files_name_the_file(tmp_path):
+    text = tmp_path / "notes.png"
+    text.write_text("not an image")
+    truncated = tmp_path / "cut.png"
+    truncated.write_bytes(encoded(draw_digit("3"), "PNG")[:200])
+    eps = tmp_path / "digit.eps"  # Pillow would run Ghostscript on this: refused before that
+    eps.write_text("%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\nshowpage\n")
+    for path in (text, truncated, eps, tmp_path / "missing.png"):
+        with pytest.raises(ImageError, match=path.name):
+            to_mnist(path)
+
+
+def test_decompression_bombs_are_refused_before_decoding():
+    huge = encoded(Image.new("1", (9000, 9000), 0), "PNG")  # 81 Mpx, a few kB on disk
+    with pytest.raises(ImageError, match="too large"):
+        open_image(huge)
+
+
+def test_arrays_and_tensors_are_accepted():
+    a = np.array(draw_digit("4"))  # a writable copy, as torch wants
+    ref = to_mnist(draw_digit("4"))
+    assert similar(to_mnist(a), ref) > 0.999
+    assert similar(to_mnist(torch.from_numpy(a).float() / 255), ref) > 0.999
+    with pytest.raises(ImageError, match="H x W"):
+        to_mnist(np.zeros((2, 3, 4)))
+
+
+def test_other_input_sizes_are_resized_after_preparation():
+    assert to_mnist(draw_digit("4"), size=(14, 14)).shape == (14, 14)
+
+
+def test_naive_resize_only_squashes():
+    x = naive_resize(draw_digit("7", size=(300, 100)))
+    assert x.shape == (28, 28) and float(x.mean()) > 0.5  # still light paper: no polarity fix
+
+
+@pytest.mark.mnist
+def test_mnist_images_survive_preparation(mnist):
+    """MNIST's own test images are already prepared: preparing them again keeps them recognisable
+    to the pixel-similarity baseline (the nearest class mean)."""
+    from digitlearn import PixelSimilarity
+
+    model = PixelSimilarity("rmse").fit(mnist.train.x, mnist.train.y, 10)
+    x, y = mnist.valid.x[:300], mnist.valid.y[:300]
+    again = torch.stack([to_mnist(img) for img in x])
+    before = float((model.predict(x) == y).float().mean())
+    after = float((model.predict((again * 255).round().to(torch.uint8)) == y).float().mean())
+    assert after >= before - 0.03
