@@ -198,3 +198,13 @@ def test_mnist_images_survive_preparation(mnist):
     before = float((model.predict(x) == y).float().mean())
     after = float((model.predict((again * 255).round().to(torch.uint8)) == y).float().mean())
     assert after >= before - 0.03
+
+
+def test_exif_rotation_is_applied():
+    upright = draw_digit("7", size=(200, 200))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "turn 90 degrees clockwise to view", as phones write it
+    stored = upright.rotate(90, expand=True)  # the sensor's sideways pixels
+    got = to_mnist(encoded(stored, "JPEG", exif=exif, quality=95))
+    assert similar(got, to_mnist(upright)) > 0.95
+    assert similar(to_mnist(stored), to_mnist(upright)) < 0.5  # without the tag it is a sideways 7

@@ -64,11 +64,12 @@ def open_image(source: str | os.PathLike | bytes) -> Image.Image:
                 raise ImageError(f"{name}: {img.width}x{img.height} pixels is too large for a digit image")
             img.seek(0)  # an animated GIF or multi-page TIFF: its first frame
             img.load()  # decode now, while the file is open, so truncated files fail here
+            img = ImageOps.exif_transpose(img)  # phone photos store their rotation separately
         except UnidentifiedImageError:
             raise ImageError(f"{name}: not an image in a known format ({', '.join(FORMATS)})") from None
         except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
             raise ImageError(f"{name}: cannot decode the image ({e})") from None
-    return ImageOps.exif_transpose(img)  # phone photos store their rotation separately
+    return img
 
 
 def to_gray(img: Image.Image) -> np.ndarray:
