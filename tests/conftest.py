@@ -151,6 +151,15 @@ def untrained_run(tmp_path_factory) -> Path:
     return save_untrained(tmp_path_factory.mktemp("runs") / "untrained")
 
 
+def encoded(img: Image.Image, fmt: str = "PNG", **kw) -> bytes:
+    """An image's file contents in `fmt`, in memory."""
+    import io
+
+    buf = io.BytesIO()
+    img.save(buf, fmt, **kw)
+    return buf.getvalue()
+
+
 def draw_digit(
     text: str = "7",
     size: tuple[int, int] = (200, 160),

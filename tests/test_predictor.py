@@ -1,7 +1,5 @@
 """The Predictor: a run folder in, people's images in, labels and probabilities out."""
 
-import io
-
 import pytest
 import torch
 
@@ -9,14 +7,8 @@ from digitlearn import Learner
 from digitlearn.errors import DigitlearnError
 from digitlearn.predictor import Prediction, Predictor
 from digitlearn.preprocess import ImageError, NoDigitError, naive_resize, to_mnist
-from tests.conftest import draw_digit, save_untrained
+from tests.conftest import draw_digit, encoded, save_untrained
 from tests.font_digits import font_digits
-
-
-def png(img) -> bytes:
-    buf = io.BytesIO()
-    img.save(buf, "PNG")
-    return buf.getvalue()
 
 
 def test_loads_from_the_run_folder_alone(untrained_run, tmp_path):
@@ -54,7 +46,7 @@ def test_predict_many_keeps_going_past_bad_images(untrained_run, tmp_path):
     bad = tmp_path / "bad.png"
     bad.write_text("nope")
     results = Predictor.load(untrained_run).predict_many(
-        [draw_digit("1"), bad, png(draw_digit("0", ink=255, paper=255)), draw_digit("2")]
+        [draw_digit("1"), bad, encoded(draw_digit("0", ink=255, paper=255)), draw_digit("2")]
     )
     assert isinstance(results[0], Prediction) and isinstance(results[3], Prediction)
     assert isinstance(results[1], ImageError) and "bad.png" in str(results[1])

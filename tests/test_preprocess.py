@@ -9,13 +9,7 @@ from PIL import Image, ImageDraw
 from scipy import ndimage
 
 from digitlearn.preprocess import ImageError, NoDigitError, naive_resize, open_image, to_mnist
-from tests.conftest import draw_digit
-
-
-def encoded(img: Image.Image, fmt: str, **kw) -> bytes:
-    buf = io.BytesIO()
-    img.save(buf, fmt, **kw)
-    return buf.getvalue()
+from tests.conftest import draw_digit, encoded
 
 
 def ink_box(x: torch.Tensor, level: float = 0.1) -> tuple[int, int]:

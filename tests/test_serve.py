@@ -12,13 +12,7 @@ from fastapi.testclient import TestClient
 
 from digitlearn.predictor import Predictor
 from digitlearn.serve import create_app
-from tests.conftest import draw_digit
-
-
-def png(img) -> bytes:
-    buf = io.BytesIO()
-    img.save(buf, "PNG")
-    return buf.getvalue()
+from tests.conftest import draw_digit, encoded
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +31,7 @@ def test_page_and_health(client):
 
 
 def test_predict_from_bytes_and_from_a_data_url(client, untrained_run):
-    data = png(draw_digit("3"))
+    data = encoded(draw_digit("3"))
     expected = Predictor.load(untrained_run).predict(data)
     raw = client.post("/api/predict", content=data, headers={"Content-Type": "image/png"})
     url = "data:image/png;base64," + base64.b64encode(data).decode()
@@ -83,7 +77,7 @@ def test_bad_requests_get_4xx_with_a_message(client, kwargs, status, message):
 
 
 def test_blank_drawing_is_422_no_digit(client):
-    r = client.post("/api/predict", content=png(draw_digit(" ")), headers={"Content-Type": "image/png"})
+    r = client.post("/api/predict", content=encoded(draw_digit(" ")), headers={"Content-Type": "image/png"})
     assert r.status_code == 422 and "no digit found" in r.json()["detail"]
 
 
@@ -108,7 +102,7 @@ def test_serve_listens_on_loopback_by_default(untrained_run):
     try:
         assert url.startswith("http://127.0.0.1:")
         assert httpx.get(url + "health", timeout=10).json()["status"] == "ok"
-        r = httpx.post(url + "api/predict", content=png(draw_digit("5")), timeout=10)
+        r = httpx.post(url + "api/predict", content=encoded(draw_digit("5")), timeout=10)
         assert r.status_code == 200 and r.json()["label"] in list("0123456789")
     finally:
         proc.terminate()

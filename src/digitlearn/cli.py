@@ -440,7 +440,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     rows = []
     for file, r in zip(args.images, results, strict=True):
         if isinstance(r, DigitlearnError):
-            message = str(r) if str(file) in str(r) else f"{file}: {r}"
+            message = str(r)  # it names the file
             rows.append({"file": str(file), "error": message})
             if not args.json:
                 print(f"digitlearn: error: {message}", file=sys.stderr)
