@@ -1,4 +1,4 @@
-# Quick start:  make demo   (set up .venv, run the main job)
+# Quick start:  make demo   (set up .venv, run the chapter end to end: report/report.html)
 #               make test   (set up .venv, run the tests)
 # Offline machines: point DIGITLEARN_MIRROR at a folder holding the dataset files,
 # e.g.  DIGITLEARN_MIRROR=../shared/datasets make demo
@@ -19,9 +19,7 @@ $(STAMP): pyproject.toml constraints.txt
 setup: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/digitlearn baseline --data mnist_sample
-	$(BIN)/digitlearn show --data mnist_sample --split train --class 3 --index 1 --rows 4:10 --cols 4:10
-	$(BIN)/digitlearn train --data mnist_sample --model simple_net --epochs 40 --lr 0.1 --out runs/demo --force
+	$(BIN)/digitlearn reproduce --out report
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
@@ -36,6 +34,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/speed_options.py
 	$(BIN)/python bench/time_to_accuracy.py
 	$(BIN)/python bench/predict.py
+	$(BIN)/python bench/reproduce.py
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache .ruff_cache

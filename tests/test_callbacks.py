@@ -67,7 +67,7 @@ def test_progress_table_without_a_terminal(capsys):
 
 
 def test_progress_bars_in_a_terminal(monkeypatch, capsys):
-    monkeypatch.setattr(cbs_module, "_interactive", lambda: True)
+    monkeypatch.setattr(cbs_module, "interactive", lambda: True)
     learn = learner(progress=True)
     learn.fit(2, 0.3)
     out, err = capsys.readouterr()

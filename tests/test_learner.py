@@ -34,6 +34,7 @@ from digitlearn import (
     simple_net,
 )
 from digitlearn.learner import fast_bf16, pick_device, suggest_lr
+from digitlearn.reproduce import chapter_tensors
 
 from .conftest import toy_dls
 
@@ -348,20 +349,10 @@ def test_model_argument():
 # ---------------------------------------------------------------- the chapter's figures, real data
 
 
-def chapter_tensors(ds):
-    """The chapter's train_x/train_y: 3s labelled 1, 7s labelled 0, flattened to 784."""
-
-    def stack(split):
-        threes, sevens = (split.of_class(ds.class_index(c)).floats() for c in ("3", "7"))
-        x = torch.cat([threes, sevens]).view(-1, 28 * 28)
-        return x, torch.tensor([1] * len(threes) + [0] * len(sevens)).unsqueeze(1)
-
-    return stack(ds.train), stack(ds.valid)
-
-
 def test_the_chapters_linear_model_by_hand(sample):
     """linear1, mnist_loss, batch size 256, lr 1.0, 20 epochs: >= 0.97 (the chapter: 0.9677-0.9741)."""
-    (train_x, train_y), (valid_x, valid_y) = chapter_tensors(sample)
+    train_x, train_y = chapter_tensors(sample, "train")
+    valid_x, valid_y = chapter_tensors(sample, "valid")
     set_seed(1)
     dl = DataLoader(list(zip(train_x, train_y, strict=True)), batch_size=256, shuffle=True)
     valid_dl = DataLoader(list(zip(valid_x, valid_y, strict=True)), batch_size=256)

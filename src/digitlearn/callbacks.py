@@ -215,7 +215,7 @@ def format_row(names: list[str], row: dict | None = None) -> str:
     return "  ".join(cells)
 
 
-def _interactive() -> bool:
+def interactive() -> bool:
     """True in a terminal or a Jupyter kernel: places where a progress bar can redraw."""
     return sys.stderr.isatty() or "ipykernel" in sys.modules
 
@@ -242,7 +242,7 @@ class ProgressCallback(Callback):
             print(line, file=out, flush=True)
 
     def before_fit(self, learn: "Learner") -> None:
-        self.bars = _interactive() and self.file is None
+        self.bars = interactive() and self.file is None
         self.epochs = (
             tqdm(total=learn.n_epoch, desc="epochs", unit="epoch", leave=False) if self.bars else None
         )

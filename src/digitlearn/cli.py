@@ -477,6 +477,22 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 1 if any("error" in row for row in rows) else 0
 
 
+def cmd_reproduce(args: argparse.Namespace) -> int:
+    from .report import check_out, write_report
+    from .reproduce import format_table, reproduce, status
+
+    out = Path(args.out)
+    check_out(out)  # before the work: a bad --out costs no run
+    what = "mnist_sample only (--quick)" if args.quick else "mnist_sample, then full MNIST"
+    print(f"reproducing fastbook chapter 4: {what}, seed {args.seed}", flush=True)
+    rep = reproduce(quick=args.quick, seed=args.seed, device=args.device)
+    print()
+    print(format_table(rep.checks))
+    write_report(rep, out)
+    print(f"\n{rep.seconds:.1f}s; wrote {out / 'report.html'}, {out / 'report.md'}, {out / 'results.json'}")
+    return status(rep.checks)
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from .serve import serve
 
@@ -606,6 +622,12 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--show", metavar="FILE.png", help="draw each image above the 28x28 input the model saw")
     q.add_argument("--device", default="cpu", help="cpu (default), cuda or auto")
     q.set_defaults(run=cmd_predict)
+
+    q = sub.add_parser("reproduce", help="run the chapter end to end: its figures next to ours, and a report")
+    q.add_argument("--out", metavar="DIR", default="report", help="the report's folder (default %(default)s)")
+    q.add_argument("--quick", action="store_true", help="mnist_sample only, under a minute; no full MNIST")
+    device_args(q)
+    q.set_defaults(run=cmd_reproduce)
 
     q = sub.add_parser("serve", help="a web page to draw digits on, and a JSON API, for a trained run")
     q.add_argument("run_dir", metavar="RUN_DIR", help="a run folder written by `digitlearn train`")

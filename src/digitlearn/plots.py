@@ -5,6 +5,7 @@ in a script, a test and a notebook, where a returned Figure displays itself.
 """
 
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -144,4 +145,96 @@ def plot_predictions(originals: list, inputs: list[torch.Tensor | None], titles:
             bottom.imshow(inputs[k].numpy(), cmap="gray", vmin=0, vmax=1)
             h, w = inputs[k].shape
             bottom.set_title(f"model input ({h}x{w})", fontsize=8)
+    return fig
+
+
+def plot_pixels(image: torch.Tensor, rows: slice, cols: slice, title: str = "") -> Figure:
+    """A window of an image as shaded cells with their values written in (the chapter's
+    DataFrame with a background gradient)."""
+    window = image[rows, cols]
+    h, w = window.shape
+    row_ids, col_ids = range(image.shape[0])[rows], range(image.shape[1])[cols]
+    fig = Figure(figsize=(0.42 * w + 1.0, 0.42 * h + 0.8), layout="constrained")
+    ax = fig.subplots()
+    ax.imshow(window.numpy(), cmap="Greys", vmin=0, vmax=255)
+    for i in range(h):
+        for j in range(w):
+            v = int(window[i, j])
+            ax.text(j, i, str(v), ha="center", va="center", fontsize=6.5,
+                    color="white" if v > 127 else "black")  # fmt: skip
+    ax.set_xticks(range(w), col_ids, fontsize=7)
+    ax.set_yticks(range(h), row_ids, fontsize=7)
+    ax.tick_params(length=0)
+    if title:
+        ax.set_title(title, fontsize=10)
+    return fig
+
+
+def plot_functions(panels: list[tuple[str, Callable[[torch.Tensor], torch.Tensor], float, float]]) -> Figure:
+    """One panel per (title, function, low, high): the function drawn from low to high."""
+    fig = Figure(figsize=(4.0 * len(panels), 3.2), layout="constrained")
+    for ax, (title, fn, lo, hi) in zip(fig.subplots(1, len(panels), squeeze=False)[0], panels, strict=True):
+        x = torch.linspace(lo, hi, 200)
+        ax.plot(x.numpy(), fn(x).numpy())
+        ax.axhline(0, color="grey", lw=0.5)
+        ax.axvline(0, color="grey", lw=0.5)
+        ax.set_title(title)
+        ax.set_xlabel("x")
+    return fig
+
+
+def plot_fits(x: torch.Tensor, y: torch.Tensor, fits: list[tuple[str, torch.Tensor]]) -> Figure:
+    """The measurements (x, y) as dots, once per (title, predictions) panel, with the predictions
+    drawn over them: how a fit improves from step to step."""
+    fig = Figure(figsize=(3.2 * len(fits), 3.0), layout="constrained")
+    axes = fig.subplots(1, len(fits), squeeze=False, sharey=True)[0]
+    for ax, (title, preds) in zip(axes, fits, strict=True):
+        ax.scatter(x.numpy(), y.numpy(), s=12, label="measured")
+        ax.plot(x.numpy(), preds.numpy(), color="red", label="model")
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("time")
+    axes[0].set_ylabel("speed")
+    axes[0].legend(fontsize=8)
+    return fig
+
+
+def plot_curve(values: list[float], xlabel: str, ylabel: str, title: str = "", log: bool = False) -> Figure:
+    """One curve of values by step (a loss falling, say), optionally on a log scale."""
+    fig = Figure(figsize=(5, 3.2), layout="constrained")
+    ax = fig.subplots()
+    ax.plot(range(len(values)), values, "o-", markersize=3)
+    if log:
+        ax.set_yscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    if title:
+        ax.set_title(title)
+    return fig
+
+
+def plot_training(losses: list[float], history: list[dict], metric: str, title: str = "") -> Figure:
+    """Two panels: the training loss per batch with the validation loss after each epoch, and the
+    validation metric after each epoch."""
+    fig = Figure(figsize=(10, 3.4), layout="constrained")
+    ax_loss, ax_metric = fig.subplots(1, 2)
+    per_epoch = len(losses) / max(len(history), 1)
+    ax_loss.plot(range(1, len(losses) + 1), losses, lw=0.8, alpha=0.8, label="train (per batch)")
+    ends = [per_epoch * (i + 1) for i in range(len(history))]
+    ax_loss.plot(ends, [r["valid_loss"] for r in history], "o-", markersize=3, label="valid (per epoch)")
+    ax_loss.set_xlabel("batch")
+    ax_loss.set_ylabel("loss")
+    ax_loss.legend(fontsize=8)
+    epochs, values = [r["epoch"] + 1 for r in history], [r[metric] for r in history]
+    ax_metric.plot(epochs, values, "o-", markersize=3)
+    if values:
+        # Bottom right: accuracy curves rise, so that corner is empty and the label hides nothing.
+        ax_metric.text(0.97, 0.04, f"final {values[-1]:.4f}", transform=ax_metric.transAxes,
+                       ha="right", va="bottom", fontsize=9)  # fmt: skip
+        ax_metric.set_xlim(0.5, len(values) + 0.5)
+    ax_metric.set_xlabel("epochs done")
+    ax_metric.set_ylabel(f"{metric} (validation)")
+    ax_metric.xaxis.set_major_locator(MaxNLocator(integer=True))
+    if title:
+        fig.suptitle(title)
     return fig

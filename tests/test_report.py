@@ -1,0 +1,57 @@
+"""The report: one self-contained HTML page, a Markdown twin, results.json, and the folder rules."""
+
+import json
+import re
+
+from matplotlib.figure import Figure
+
+from digitlearn import reproduce as rp
+from digitlearn.cli import main
+from digitlearn.report import write_report
+
+
+def fake_step(ok: bool, text: str = "a step") -> list[rp.Step]:
+    def run(ctx: rp.Context) -> None:
+        ctx.checks.append(rp.Check("fake", text, "1", "1" if ok else "0", ok, 1))
+        fig = Figure()
+        fig.subplots().plot([0, 1], [1, 0])
+        ctx.figure("curves_fake", "a falling line", fig)
+
+    return [rp.Step("fake step", run)]
+
+
+def external_references(html: str) -> list[str]:
+    refs = re.findall(r"""(?:src|href|action|poster)\s*=\s*["']?([^"'\s>]+)""", html, re.I)
+    refs += re.findall(r"url\(\s*['\"]?([^'\")]+)", html) + re.findall(r"@import\s+['\"]?([^'\";]+)", html)
+    return [r for r in refs if not r.startswith(("data:", "#"))]
+
+
+def test_report_is_self_contained_and_escapes_what_it_shows(tmp_path):
+    rep = rp.reproduce(steps=fake_step(True, "<script>alert(1)</script> | pipe"), log=lambda line: None)
+    out = write_report(rep, tmp_path / "rep")
+    html = (out / "report.html").read_text()
+    assert external_references(html) == []
+    assert external_references('<img src="https://x/y.png">') == ["https://x/y.png"]  # the check can fail
+    assert "<script>" not in html and "&lt;script&gt;" in html
+    assert html.count('src="data:image/png;base64,') == 1
+    md = (out / "report.md").read_text()
+    assert "\\| pipe" in md and "![a falling line](figures/curves_fake.png)" in md
+    assert (out / "figures" / "curves_fake.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert json.loads((out / "results.json").read_text())["figures"] == ["curves_fake"]
+
+
+def test_report_folder_rules(tmp_path, capsys):
+    rep = rp.reproduce(steps=fake_step(True), log=lambda line: None)
+    out = write_report(rep, tmp_path / "rep")
+    write_report(rep, out)  # an earlier report is replaced
+    assert sorted(p.name for p in out.iterdir()) == ["figures", "report.html", "report.md", "results.json"]
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me")
+    assert main(["reproduce", "--out", str(mine)]) == 1  # refused before any work
+    err = capsys.readouterr().err
+    assert err.startswith(f"digitlearn: error: {mine} holds other files (notes.txt)") and err.count("\n") == 1
+    assert (mine / "notes.txt").read_text() == "keep me" and len(list(mine.iterdir())) == 1
+    (tmp_path / "file").write_text("x")
+    assert main(["reproduce", "--out", str(tmp_path / "file")]) == 1
+    assert "is a file: --out names a folder" in capsys.readouterr().err
