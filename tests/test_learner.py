@@ -18,7 +18,6 @@ from digitlearn import (
     CancelStepException,
     CancelTrainException,
     CancelValidateException,
-    DataLoader,
     DigitlearnError,
     EarlyStopping,
     Learner,
@@ -34,7 +33,6 @@ from digitlearn import (
     simple_net,
 )
 from digitlearn.learner import fast_bf16, pick_device, suggest_lr
-from digitlearn.reproduce import chapter_tensors
 
 from .conftest import toy_dls
 
@@ -347,28 +345,6 @@ def test_model_argument():
 
 
 # ---------------------------------------------------------------- the chapter's figures, real data
-
-
-def test_the_chapters_linear_model_by_hand(sample):
-    """linear1, mnist_loss, batch size 256, lr 1.0, 20 epochs: >= 0.97 (the chapter: 0.9677-0.9741)."""
-    train_x, train_y = chapter_tensors(sample, "train")
-    valid_x, valid_y = chapter_tensors(sample, "valid")
-    set_seed(1)
-    dl = DataLoader(list(zip(train_x, train_y, strict=True)), batch_size=256, shuffle=True)
-    valid_dl = DataLoader(list(zip(valid_x, valid_y, strict=True)), batch_size=256)
-    model = linear1()
-    accs = []
-    for _ in range(20):
-        for xb, yb in dl:
-            mnist_loss(model(xb), yb).backward()
-            for p in model.parameters():
-                p.data -= p.grad * 1.0
-                p.grad.zero_()
-        with torch.no_grad():
-            correct = sum(float(batch_accuracy(model(xb), yb)) * len(yb) for xb, yb in valid_dl)
-        accs.append(correct / len(valid_x))
-    assert accs[-1] >= 0.97
-    assert accs[0] < accs[-1]
 
 
 def test_simple_net_with_the_learner(sample):

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
@@ -66,24 +67,45 @@ def save_figure(fig: Figure, path: str | Path, dpi: int = 100) -> Path:
     return path
 
 
+def _loss_panel(ax: Axes, losses: list[float], history: list[dict], skip_start: int = 0,
+                with_valid: bool = True) -> None:  # fmt: skip
+    """Training loss per batch, with the validation loss at the end of each epoch."""
+    ax.plot(range(skip_start, len(losses)), losses[skip_start:], lw=0.8, label="train (per batch)")
+    if with_valid and history and losses:
+        per_epoch = len(losses) / len(history)
+        ends = [per_epoch * (i + 1) - 1 for i in range(len(history))]
+        ax.plot(ends, [r["valid_loss"] for r in history], "o-", markersize=3, label="valid (per epoch)")
+    ax.set_xlabel("batch")
+    ax.set_ylabel("loss")
+    ax.legend(fontsize=8)
+
+
+def _epochs_axis(ax: Axes, n: int) -> None:
+    ax.set_xlabel("epochs done")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    if n:
+        ax.set_xlim(0.5, n + 0.5)
+
+
+def _metric_panel(ax: Axes, history: list[dict], metrics: list[str]) -> None:
+    """Each validation metric after each epoch, its last value written in the corner."""
+    epochs = [r["epoch"] + 1 for r in history]
+    for key in metrics:
+        ax.plot(epochs, [r[key] for r in history], "o-", markersize=3, label=key)
+    if history and metrics:
+        # Bottom right: accuracy curves rise, so that corner is empty and the label hides nothing.
+        final = ", ".join(f"{history[-1][key]:.4f}" for key in metrics)
+        ax.text(0.97, 0.04, f"final {final}", transform=ax.transAxes, ha="right", va="bottom", fontsize=9)
+    ax.set_ylabel(f"{metrics[0]} (validation)" if len(metrics) == 1 else "metric (validation)")
+    if len(metrics) > 1:
+        ax.legend(fontsize=8)
+    _epochs_axis(ax, len(history))
+
+
 def plot_loss(recorder, skip_start: int = 5, with_valid: bool = True) -> Figure:
     """Training loss per batch, with the validation loss at the end of each epoch."""
     fig = Figure(figsize=(6, 4), layout="constrained")
-    ax = fig.subplots()
-    losses = recorder.losses
-    ax.plot(range(skip_start, len(losses)), losses[skip_start:], label="train (per batch)")
-    rows = recorder.history
-    if with_valid and rows and losses:
-        per_epoch = len(losses) / len(rows)
-        ax.plot(
-            [per_epoch * (i + 1) - 1 for i in range(len(rows))],
-            [r["valid_loss"] for r in rows],
-            "o-",
-            label="valid",
-        )
-    ax.set_xlabel("batch")
-    ax.set_ylabel("loss")
-    ax.legend()
+    _loss_panel(fig.subplots(), recorder.losses, recorder.history, skip_start, with_valid)
     return fig
 
 
@@ -91,20 +113,26 @@ def plot_history(history: list[dict], metrics: list[str], title: str = "") -> Fi
     """Two panels per run: train and valid loss by epoch, and each metric by epoch."""
     fig = Figure(figsize=(10, 4), layout="constrained")
     ax_loss, ax_metric = fig.subplots(1, 2)
-    epochs = [r["epoch"] for r in history]
     for key in ("train_loss", "valid_loss"):
-        ax_loss.plot(epochs, [r[key] for r in history], "o-", markersize=3, label=key)
-    ax_loss.set_xlabel("epoch")
+        ax_loss.plot(
+            [r["epoch"] + 1 for r in history], [r[key] for r in history], "o-", markersize=3, label=key
+        )
     ax_loss.set_ylabel("loss")
     ax_loss.legend()
-    for key in metrics:
-        ax_metric.plot(epochs, [r[key] for r in history], "o-", markersize=3, label=key)
-    ax_metric.set_xlabel("epoch")
-    ax_metric.set_ylabel("metric (validation set)")
-    for ax in (ax_loss, ax_metric):
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    if metrics:
-        ax_metric.legend()
+    _epochs_axis(ax_loss, len(history))
+    _metric_panel(ax_metric, history, metrics)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def plot_training(losses: list[float], history: list[dict], metric: str, title: str = "") -> Figure:
+    """Two panels: the training loss per batch with the validation loss after each epoch, and the
+    validation metric after each epoch."""
+    fig = Figure(figsize=(10, 3.4), layout="constrained")
+    ax_loss, ax_metric = fig.subplots(1, 2)
+    _loss_panel(ax_loss, losses, history)
+    _metric_panel(ax_metric, history, [metric])
     if title:
         fig.suptitle(title)
     return fig
@@ -210,31 +238,4 @@ def plot_curve(values: list[float], xlabel: str, ylabel: str, title: str = "", l
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     if title:
         ax.set_title(title)
-    return fig
-
-
-def plot_training(losses: list[float], history: list[dict], metric: str, title: str = "") -> Figure:
-    """Two panels: the training loss per batch with the validation loss after each epoch, and the
-    validation metric after each epoch."""
-    fig = Figure(figsize=(10, 3.4), layout="constrained")
-    ax_loss, ax_metric = fig.subplots(1, 2)
-    per_epoch = len(losses) / max(len(history), 1)
-    ax_loss.plot(range(1, len(losses) + 1), losses, lw=0.8, alpha=0.8, label="train (per batch)")
-    ends = [per_epoch * (i + 1) for i in range(len(history))]
-    ax_loss.plot(ends, [r["valid_loss"] for r in history], "o-", markersize=3, label="valid (per epoch)")
-    ax_loss.set_xlabel("batch")
-    ax_loss.set_ylabel("loss")
-    ax_loss.legend(fontsize=8)
-    epochs, values = [r["epoch"] + 1 for r in history], [r[metric] for r in history]
-    ax_metric.plot(epochs, values, "o-", markersize=3)
-    if values:
-        # Bottom right: accuracy curves rise, so that corner is empty and the label hides nothing.
-        ax_metric.text(0.97, 0.04, f"final {values[-1]:.4f}", transform=ax_metric.transAxes,
-                       ha="right", va="bottom", fontsize=9)  # fmt: skip
-        ax_metric.set_xlim(0.5, len(values) + 0.5)
-    ax_metric.set_xlabel("epochs done")
-    ax_metric.set_ylabel(f"{metric} (validation)")
-    ax_metric.xaxis.set_major_locator(MaxNLocator(integer=True))
-    if title:
-        fig.suptitle(title)
     return fig
