@@ -57,6 +57,9 @@ def main() -> None:
 
 def run(repeat: int) -> None:
     from digitlearn import fetch, load_dataset
+    from digitlearn.hardware import machine_info, set_threads
+
+    set_threads()  # as the command line: $DIGITLEARN_THREADS, else one per core
 
     start = time.perf_counter()
     folder = fetch("mnist_png")
@@ -82,11 +85,7 @@ def run(repeat: int) -> None:
         json.dumps(
             {
                 "benchmark": "load all 70,000 MNIST images",
-                "machine": {
-                    "cpus": os.cpu_count(),
-                    "python": platform.python_version(),
-                    "torch": torch.__version__,
-                },
+                "machine": {**machine_info(), "cpus": os.cpu_count(), "python": platform.python_version()},
                 "repeat": repeat,
                 "extract_s": round(extract_s, 3),
                 "seconds_median": {k: round(v, 3) for k, v in median.items()},

@@ -29,6 +29,7 @@ from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+from digitlearn.hardware import machine_info, set_threads
 from digitlearn.models import cnn
 from digitlearn.predictor import Predictor
 from digitlearn.preprocess import to_mnist
@@ -139,6 +140,7 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=2000)
     ap.add_argument("--concurrency", type=int, default=16)
     args = ap.parse_args()
+    set_threads()  # as the command line: $DIGITLEARN_THREADS, else one per core
     with tempfile.TemporaryDirectory() as tmp:
         run = args.run
         if run is None:
@@ -153,7 +155,7 @@ def main() -> None:
         draw, shot = drawing(), photo()
         result = {
             "run": str(args.run) if args.run else "untrained fast-recipe cnn",
-            "torch_threads": torch.get_num_threads(),
+            "machine": machine_info(p.device),
             "in_process": {"drawing_280px_png": in_process(p, draw, args.n),
                            "photo_1600x1200_jpeg": in_process(p, shot, max(args.n // 4, 20))},
             "server": {"drawing_280px_png": server(run, draw, args.requests, args.concurrency)},

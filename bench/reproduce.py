@@ -16,6 +16,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from digitlearn import pick_device
+from digitlearn.hardware import machine_info, set_threads
+
 TARGETS = {"quick": 60.0, "full": 300.0}
 
 
@@ -33,6 +36,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--rounds", type=int, default=1, help="runs of each, alternating (default 1)")
     a = p.parse_args()
+    set_threads()  # what each `digitlearn reproduce` run sets, so that "machine" reports it
     with tempfile.TemporaryDirectory() as tmp:
         run([], Path(tmp) / "warm")  # fetches and decodes the data into the cache: not timed
         walls, steps = {"quick": [], "full": []}, {}
@@ -41,7 +45,7 @@ def main() -> None:
                 wall, results = run(args, Path(tmp) / f"{name}{k}")
                 walls[name].append(wall)
                 steps[name] = {s: round(t, 2) for s, t in results["step_seconds"].items()}
-    report = {
+    runs = {
         name: {
             "wall_seconds": [round(w, 2) for w in walls[name]],
             "median": round(statistics.median(walls[name]), 2),
@@ -51,6 +55,7 @@ def main() -> None:
         }
         for name in walls
     }
+    report = {"machine": machine_info(pick_device("auto")), **runs}
     print(json.dumps(report, indent=2))
 
 

@@ -29,6 +29,7 @@ import torch
 import torch.utils.data
 
 from digitlearn import SGD, Learner, batch_accuracy, load_dataset, mnist_loss, set_seed, simple_net
+from digitlearn.hardware import machine_info, set_threads
 
 LR, BS = 0.1, 256
 
@@ -102,6 +103,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=10, help="epochs per timed run")
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
+    set_threads()  # as the command line: $DIGITLEARN_THREADS, else one per core
     ds = load_dataset("mnist_sample")
     contenders = {
         "learner": learner,
@@ -126,12 +128,7 @@ def main() -> None:
         json.dumps(
             {
                 "benchmark": f"simple_net on mnist_sample, {args.epochs} epochs per run, seconds per epoch",
-                "machine": {
-                    "cpus": os.cpu_count(),
-                    "torch_threads": torch.get_num_threads(),
-                    "python": platform.python_version(),
-                    "torch": torch.__version__,
-                },
+                "machine": {**machine_info(), "cpus": os.cpu_count(), "python": platform.python_version()},
                 "rounds": args.rounds,
                 "seconds_per_epoch_median": {k: round(v, 4) for k, v in median.items()},
                 "seconds_per_epoch_all": {k: [round(t, 4) for t in v] for k, v in times.items()},

@@ -25,8 +25,11 @@ from digitlearn import (
 from digitlearn import callbacks as cbs_module
 from digitlearn.callbacks import (
     MixedPrecision,
+    ParamScheduler,
+    SkipLearned,
     TerminateOnNaN,
     TrainingDiverged,
+    ValidateAtEnd,
     cosine,
     format_row,
     one_cycle,
@@ -86,7 +89,8 @@ def test_format_row():
     names = ["epoch", "train_loss", "time"]
     assert format_row(names) == "epoch  train_loss      time"
     assert format_row(names, {"epoch": 3, "train_loss": 0.5, "time": 1.234}) == "    3    0.500000     1.23s"
-    assert "nan" in format_row(names, {"epoch": 0, "train_loss": math.nan, "time": 0.0})
+    # a figure not measured that epoch (skipped validation, a cancelled stage) shows as "-"
+    assert format_row(names, {"epoch": 0, "train_loss": math.nan, "time": 0.0}).split() == ["0", "-", "0.00s"]
 
 
 def test_csv_logger_writes_every_epoch(tmp_path):
@@ -212,3 +216,67 @@ def test_terminate_on_nan_checked_in_groups_still_names_the_first_bad_batch():
     with pytest.raises(TrainingDiverged, match=r"at epoch 0, batch 1 "):
         learn.fit(1, 0.1)
     assert len(learn.recorder.losses) == 3  # found after the 4th loss: batches 0-2 made their step
+
+
+def test_skip_learned_trains_later_epochs_on_the_examples_not_yet_sure():
+    torch.manual_seed(0)
+    dls = toy_dls(n=512, shuffle=True, n_classes=3)
+    learn = Learner(dls, nn.Linear(8, 3), loss_func=cross_entropy, metrics=accuracy, progress=False)
+    skip = SkipLearned(threshold=0.7)
+    seen = []
+
+    class Watch(Callback):
+        def before_train(self, learn):
+            seen.append([])
+
+        def after_batch(self, learn):
+            if learn.training:
+                seen[-1] += learn.dl.indices.tolist()
+
+    learn.fit(3, 1.0, cbs=[skip, Watch()])
+    n = dls.train.n
+    assert sorted(seen[0]) == list(range(n))  # the first epoch sees everything once
+    assert skip.sizes[0] == n and 0 < skip.sizes[1] < n and skip.sizes[2] <= skip.sizes[1]
+    assert [len(s) for s in seen] == skip.sizes and len(set(seen[1])) == len(seen[1])
+    # what epoch 2 trained on is exactly what the model was unsure of when it last saw it
+    with torch.no_grad():
+        assert not skip.sure[torch.tensor(seen[2])].all()
+    assert dls.train.subset is None and len(dls.train) == math.ceil(n / dls.train.bs)  # whole again
+    with pytest.raises(DigitlearnError, match="threshold"):
+        SkipLearned(threshold=1.5)
+
+
+def test_skip_learned_with_the_chapters_one_output_loss():
+    learn = learner()  # one output and bce: probabilities [1 - p, p]
+    skip = SkipLearned(threshold=0.75)
+    learn.fit(2, 1.0, cbs=[skip])
+    assert skip.sizes[0] == learn.dls.train.n and skip.sizes[1] < skip.sizes[0]
+
+
+def test_validate_at_end_measures_only_the_last_epoch():
+    learn = learner(cbs=[ValidateAtEnd()])
+    learn.fit(3, 0.3)
+    rows = learn.recorder.history
+    assert all(math.isnan(r["valid_loss"]) and math.isnan(r["batch_accuracy"]) for r in rows[:2])
+    assert not math.isnan(rows[2]["valid_loss"]) and 0.5 < rows[2]["batch_accuracy"] <= 1
+    assert learn.validate()["valid_loss"] == pytest.approx(rows[2]["valid_loss"])  # outside fit: always
+
+
+def test_schedules_advance_by_epochs_of_any_size():
+    seen = []
+
+    class Shrink(Callback):  # the second epoch has a third of the batches
+        def after_train(self, learn):
+            learn.dls.train.subset = torch.arange(64)
+
+        def after_fit(self, learn):
+            learn.dls.train.subset = None
+
+        def after_step(self, learn):
+            seen.append((learn.epoch, learn.opt.lr))
+
+    learner().fit(2, 1.0, cbs=[ParamScheduler({"lr": lambda pct: pct}), Shrink()])
+    first = [lr for e, lr in seen if e == 0]
+    second = [lr for e, lr in seen if e == 1]
+    assert len(first) == 6 and len(second) == 2
+    assert first == pytest.approx([k / 12 for k in range(6)]) and second == pytest.approx([0.5, 0.75])

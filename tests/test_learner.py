@@ -32,7 +32,8 @@ from digitlearn import (
     set_seed,
     simple_net,
 )
-from digitlearn.learner import fast_bf16, pick_device, suggest_lr
+from digitlearn import learner as learner_module
+from digitlearn.learner import pick_device, suggest_lr
 
 from .conftest import toy_dls
 
@@ -368,4 +369,16 @@ def test_pick_device():
             DigitlearnError, match=r"device 'cuda' asked for, but PyTorch .* sees no CUDA GPU"
         ):
             pick_device("cuda")
-    assert fast_bf16(torch.device("meta")) is False
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_to_bf16_warns_in_one_line_where_bf16_is_emulated(fast, monkeypatch, capsys):
+    monkeypatch.setattr(learner_module, "fast_bf16", lambda device: fast)
+    learn = learner(loss_func=bce_loss).to_bf16()
+    err = capsys.readouterr().err
+    if fast:
+        assert err == ""
+    else:
+        assert err.count("\n") == 1 and err.startswith("digitlearn: warning: this CPU (")
+        assert "bf16 is emulated and training will be slower than in fp32" in err
+    assert any(type(cb).__name__ == "MixedPrecision" for cb in learn.cbs)  # it still does as asked

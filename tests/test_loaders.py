@@ -97,3 +97,22 @@ def test_device_moves_the_data_once():
 def test_bad_arguments(args, kwargs, message):
     with pytest.raises(DigitlearnError, match=message.replace("[", r"\[").replace("]", r"\]")):
         DataLoader(*args, **kwargs)
+
+
+def test_a_subset_narrows_every_epoch_and_indices_name_each_batchs_items():
+    x, y = data(10)
+    dl = DataLoader(x, y, bs=3)
+    for _, yb in dl:  # in order: the indices are the batch's positions
+        assert torch.equal(dl.indices, yb)
+    dl.subset = torch.tensor([7, 2, 5, 9])
+    assert len(dl) == 2 and dl.n_items == 4 and "4 of 10 items" in repr(dl)
+    assert torch.cat([yb for _, yb in dl]).tolist() == [7, 2, 5, 9]
+    dl.shuffle = True
+    for _ in range(3):
+        seen = []
+        for xb, yb in dl:
+            assert torch.equal(dl.indices, yb) and torch.equal(xb, x[yb])
+            seen += yb.tolist()
+        assert sorted(seen) == [2, 5, 7, 9]
+    dl.subset = None
+    assert len(dl) == 4 and sorted(torch.cat([yb for _, yb in dl]).tolist()) == list(range(10))

@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from digitlearn import DigitlearnError, init_params, linear1, mlp, simple_net
-from digitlearn.models import ResBlock, build_model, cnn, n_params, resnet
+from digitlearn.models import ResBlock, build_model, cnn, lenet, n_params, resnet
 
 
 def test_init_params():
@@ -72,6 +72,36 @@ def test_cnn_halves_the_image_at_each_stage():
     assert odd(torch.rand(2, 1, 30, 17)).shape == (2, 3) and odd[-1].in_features == 8 * 8 * 5
     twin = build_model(odd.config)
     assert [p.shape for p in twin.parameters()] == [p.shape for p in odd.parameters()]
+
+
+def test_lenet_pools_twice_then_a_hidden_layer():
+    model = lenet()
+    assert model.config == {
+        "arch": "lenet",
+        "n_out": 10,
+        "channels": [8, 24],
+        "hidden": [128],
+        "in_size": [28, 28],
+    }
+    assert model(torch.rand(3, 1, 28, 28)).shape == (3, 10)
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    assert [(c.kernel_size, c.padding) for c in convs] == [((5, 5), (0, 0)), ((3, 3), (0, 0))]
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in model.modules())
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    assert [(m.in_features, m.out_features) for m in linears] == [
+        (24 * 5 * 5, 128),
+        (128, 10),
+    ]  # 28-24-12-10-5
+    # pooling before the ReLU is the same function as after it
+    x = torch.randn(2, 8, 6, 6)
+    torch.testing.assert_close(
+        torch.relu(nn.functional.max_pool2d(x, 2)), nn.functional.max_pool2d(x.relu(), 2)
+    )
+    odd = lenet(n_out=2, channels=(4,), hidden=(16, 8), in_size=(20, 13))
+    assert odd(torch.rand(2, 1, 20, 13)).shape == (2, 2) and odd[4].in_features == 4 * 8 * 4
+    assert [p.shape for p in build_model(odd.config).parameters()] == [p.shape for p in odd.parameters()]
+    with pytest.raises(DigitlearnError, match="too small"):
+        lenet(in_size=(8, 8))
 
 
 def test_resnet_blocks_start_as_their_shortcut():

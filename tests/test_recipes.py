@@ -2,12 +2,13 @@
 
 import functools
 import json
+import math
 
 import pytest
 import torch
 from torch import nn
 
-from digitlearn import DigitlearnError, cross_entropy, load_dataset
+from digitlearn import Callback, DigitlearnError, cross_entropy, load_dataset
 from digitlearn.augment import Augment
 from digitlearn.callbacks import MixedPrecision
 from digitlearn.data import Dataset, Split
@@ -36,16 +37,17 @@ def blob_dataset(n_classes: int = 4, n: int = 128, size: int = 16, seed: int = 0
 
 def test_recipe_for_and_overrides():
     assert recipe_for(None, None) is MODEL_RECIPES["simple_net"]
-    assert recipe_for("fast", None) is RECIPES["fast"] and recipe_for("fast", "cnn") is RECIPES["fast"]
+    assert recipe_for("fast", None) is RECIPES["fast"] and recipe_for("fast", "lenet") is RECIPES["fast"]
     other = recipe_for("best", "resnet")
     assert other.model == "resnet" and other.channels is None and other.epochs == RECIPES["best"].epochs
+    assert recipe_for("fast", "mlp").hidden is None  # the mlp's own layer sizes, not lenet's
     changed = RECIPES["fast"].updated(epochs=5, lr=None, augment=True)
     assert (changed.epochs, changed.lr, changed.augment) == (5, RECIPES["fast"].lr, True)
     with pytest.raises(DigitlearnError, match="unknown recipe settings: colour"):
         RECIPES["fast"].updated(colour="red")
     with pytest.raises(DigitlearnError, match="unknown recipe 'slow' \\(known: fast, best\\)"):
         recipe_for("slow", None)
-    assert json.loads(json.dumps(RECIPES["best"].to_dict()))["channels"] == [32, 64, 128]
+    assert json.loads(json.dumps(RECIPES["best"].to_dict()))["channels"] == [12, 48]
     assert set(MODEL_RECIPES) == set(MODEL_INPUTS)
 
 
@@ -67,8 +69,37 @@ def test_loss_choice():
         plain.updated(label_smoothing=0.1).loss_func(2)
 
 
+def test_the_fast_recipe_skips_learned_examples_and_validates_once(tmp_path):
+    fast = RECIPES["fast"]
+    assert (fast.model, fast.skip_learned, fast.validate, fast.momentum, fast.sqr_mom) == (
+        "lenet",
+        0.9,
+        "last",
+        0.7,
+        0.9,
+    )
+    ds = load_dataset(make_folder(tmp_path / "ds", classes=("a", "b"), n=4, size=16))
+    learn = fast.learner(ds, progress=False)
+    assert {type(cb).__name__ for cb in learn.cbs} >= {"SkipLearned", "ValidateAtEnd"}
+    assert learn.opt_func(learn.model.parameters(), 0.01).sqr_mom == 0.9
+    seen = []
+    learn.add_cbs(
+        [type("Moms", (Callback,), {"after_step": lambda self, learn: seen.append(learn.opt.mom)})()]
+    )
+    fast.fit(learn)
+    assert max(seen) == pytest.approx(0.75) and min(seen) == pytest.approx(0.65, abs=0.01)  # 0.05 about 0.7
+    assert [r["epoch"] for r in learn.recorder.history] == [0, 1, 2]
+    assert math.isnan(learn.recorder.history[0]["accuracy"]) and not math.isnan(
+        learn.recorder.history[2]["accuracy"]
+    )
+    best = RECIPES["best"]
+    assert (
+        best.augment and not best.skip_learned and best.label_smoothing == 0.1
+    )  # skipping and augmenting do not mix
+
+
 def test_learners_for_each_model(tmp_path):
-    ds = load_dataset(make_folder(tmp_path / "ds", classes=("a", "b", "c"), n=4))  # 8x8
+    ds = load_dataset(make_folder(tmp_path / "ds", classes=("a", "b", "c"), n=4, size=16))
     for name, flat in MODEL_INPUTS.items():
         learn = MODEL_RECIPES[name].learner(ds, progress=False)
         xb, _ = learn.dls.train.one_batch()
@@ -88,14 +119,16 @@ def test_learners_for_each_model(tmp_path):
         isinstance(cb, MixedPrecision) for cb in RECIPES["fast"].updated(precision="fp32").learner(ds).cbs
     )
     with pytest.raises(
-        DigitlearnError, match="augmentation works on images: use it with cnn or resnet, not mlp"
+        DigitlearnError, match="augmentation works on images: use it with cnn, lenet or resnet, not mlp"
     ):
         MODEL_RECIPES["mlp"].updated(augment=True).learner(ds)
     with pytest.raises(DigitlearnError, match="unknown precision 'fp8'"):
         RECIPES["fast"].updated(precision="fp8").learner(ds)
+    with pytest.raises(DigitlearnError, match="unknown validate setting 'never'"):
+        RECIPES["fast"].updated(validate="never").learner(ds)
 
 
-@pytest.mark.parametrize("name", ["cnn", "resnet"])
+@pytest.mark.parametrize("name", ["cnn", "lenet", "resnet"])
 def test_cnns_learn_four_classes(name):
     """The multi-class machinery end to end: softmax loss, accuracy, augmentation, one-cycle, bf16."""
     ds = blob_dataset()
@@ -108,5 +141,6 @@ def test_cnns_learn_four_classes(name):
     first, last = learn.recorder.history[0], learn.recorder.history[-1]
     assert last["train_loss"] < first["train_loss"] and last["accuracy"] >= 0.9
     assert any(isinstance(m, ResBlock) for m in learn.model.modules()) == (name == "resnet")
+    assert any(isinstance(m, nn.MaxPool2d) for m in learn.model.modules()) == (name == "lenet")
     probs = learn.get_preds()[0]
     assert probs.shape == (64, 4) and torch.allclose(probs.sum(1), torch.ones(64))

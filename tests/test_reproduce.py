@@ -159,7 +159,7 @@ def test_full_reproduce_passes_on_all_ten_digits(mnist, tmp_path, capsys):
     assert "21 of 21 checks passed" in out and "[further research: full MNIST]" in out
     results = json.loads((tmp_path / "report" / "results.json").read_text())
     full = results["results"]["full_mnist"]
-    assert full["baseline"] < full["linear"] < full["mlp"] < full["cnn"] and full["cnn"] >= 0.99
+    assert full["baseline"] < full["linear"] < full["mlp"] < full["lenet"] and full["lenet"] >= 0.99
     assert results["results"]["interpretation"]["what"].startswith("the CNN on MNIST")
     assert sum(map(sum, results["results"]["interpretation"]["confusion_matrix"])) == 10_000
     assert "Quick run" not in (tmp_path / "report" / "report.html").read_text()

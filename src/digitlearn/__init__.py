@@ -1,40 +1,36 @@
 """digitlearn: fastbook chapter 4 as real software."""
 
+import importlib
+
 __version__ = "0.1.0"
 
-from .augment import Augment, random_affine
-from .baseline import PixelSimilarity, mnist_distance, rmse_distance
-from .callbacks import (
-    Callback,
-    CancelBatchException,
-    CancelEpochException,
-    CancelFitException,
-    CancelStepException,
-    CancelTrainException,
-    CancelValidateException,
-    CSVLogger,
-    EarlyStopping,
-    MixedPrecision,
-    ParamScheduler,
-    ProgressCallback,
-    Recorder,
-    SaveBestModel,
-    TrainingDiverged,
-)
-from .data import Dataset, InputFormat, Split, load_dataset
-from .errors import DataError, DigitlearnError, DownloadError
-from .interpret import Interpretation
-from .learner import Learner, pick_device, set_seed
-from .loaders import DataLoader, DataLoaders
-from .losses import bce_loss, cross_entropy, mnist_loss
-from .metrics import accuracy, batch_accuracy, error_rate
-from .models import cnn, init_params, linear1, mlp, resnet, simple_net
-from .optim import SGD, Adadelta, Adam, BasicOptim
-from .predictor import Prediction, Predictor
-from .preprocess import ImageError, NoDigitError, naive_resize, to_mnist
-from .recipes import RECIPES, Recipe
-from .runs import load_model
-from .sources import DatasetSpec, RemoteFile, fetch, register
+# Each public name is imported from its submodule on first use (PEP 562), not here: the
+# submodules load torch, and some matplotlib or scipy, which take seconds, so `import digitlearn`
+# and the command line's `--help` would otherwise wait for libraries they never use.
+_SUBMODULES = {
+    "augment": ("Augment", "random_affine"),
+    "baseline": ("PixelSimilarity", "mnist_distance", "rmse_distance"),
+    "callbacks": (
+        "Callback", "CancelBatchException", "CancelEpochException", "CancelFitException",
+        "CancelStepException", "CancelTrainException", "CancelValidateException", "CSVLogger",
+        "EarlyStopping", "MixedPrecision", "ParamScheduler", "ProgressCallback", "Recorder",
+        "SaveBestModel", "TrainingDiverged",
+    ),
+    "data": ("Dataset", "InputFormat", "Split", "load_dataset"),
+    "errors": ("DataError", "DigitlearnError", "DownloadError"),
+    "interpret": ("Interpretation",),
+    "learner": ("Learner", "pick_device", "set_seed"),
+    "loaders": ("DataLoader", "DataLoaders"),
+    "losses": ("bce_loss", "cross_entropy", "mnist_loss"),
+    "metrics": ("accuracy", "batch_accuracy", "error_rate"),
+    "models": ("cnn", "init_params", "lenet", "linear1", "mlp", "resnet", "simple_net"),
+    "optim": ("SGD", "Adadelta", "Adam", "BasicOptim"),
+    "predictor": ("Prediction", "Predictor"),
+    "preprocess": ("ImageError", "NoDigitError", "naive_resize", "to_mnist"),
+    "recipes": ("RECIPES", "Recipe"),
+    "runs": ("load_model",),
+    "sources": ("DatasetSpec", "RemoteFile", "fetch", "register"),
+}  # fmt: skip
 
 __all__ = [
     "RECIPES",
@@ -84,6 +80,7 @@ __all__ = [
     "error_rate",
     "fetch",
     "init_params",
+    "lenet",
     "linear1",
     "load_dataset",
     "load_model",
@@ -100,3 +97,16 @@ __all__ = [
     "simple_net",
     "to_mnist",
 ]
+
+
+def __getattr__(name: str) -> object:
+    module = next((m for m, names in _SUBMODULES.items() if name in names), None)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value  # found at once next time
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

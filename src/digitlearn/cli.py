@@ -1,39 +1,39 @@
-"""The `digitlearn` command: a thin layer over the public functions a notebook user calls."""
+"""The `digitlearn` command: a thin layer over the public functions a notebook user calls.
+
+Building the parser imports nothing heavy, and each command imports what it uses, so `--help`,
+`recipes` and `datasets` answer at once instead of after seconds of loading torch and matplotlib.
+"""
+
+from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import re
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-
-import numpy as np
-import torch
-from PIL import Image
+from typing import TYPE_CHECKING
 
 from . import __version__
-from .baseline import DISTANCES, PixelSimilarity, mnist_distance, rmse_distance
-from .callbacks import MixedPrecision, write_history
-from .data import Dataset, load_dataset
 from .errors import DigitlearnError
 from .files import atomic_dir, atomic_path
-from .interpret import Interpretation
-from .losses import describe
-from .models import n_params
-from .plots import format_pixels, image_grid, plot_history, plot_predictions, save_figure
-from .predictor import Prediction, Predictor
-from .preprocess import open_image, to_gray
 from .recipes import MODEL_INPUTS, MODEL_RECIPES, RECIPES, Recipe, recipe_for
-from .sources import REGISTRY, home, mirror
 
+if TYPE_CHECKING:
+    from .data import Dataset
+    from .learner import Learner
+    from .predictor import Predictor
+
+DISTANCES = ("l1", "rmse")  # baseline.DISTANCES' names, here so that the parser needs no torch
 VIEWABLE = ("1", "L", "LA", "P", "PA", "RGB", "RGBA")  # Pillow modes matplotlib can draw as they are
 LOSS_NAMES = {"mnist": "mnist_loss", "bce": "bce_loss", "ce": "cross_entropy"}
 # recipe settings a command-line flag of the same name can replace
 RECIPE_FLAGS = (
-    "model", "epochs", "lr", "opt", "bs", "one_cycle", "mom", "wd", "loss", "label_smoothing",
-    "augment", "normalize", "precision", "init_std", "hidden", "channels",
+    "model", "epochs", "lr", "opt", "bs", "one_cycle", "mom", "sqr_mom", "wd", "loss", "label_smoothing",
+    "augment", "normalize", "precision", "init_std", "hidden", "channels", "skip_learned", "validate",
 )  # fmt: skip
 
 
@@ -68,6 +68,16 @@ def _positive(kind: type):
     return parse
 
 
+def _probability(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a probability from 0 to 1")
+    return value
+
+
 def _sizes(text: str) -> list[int]:
     try:
         sizes = [int(p) for p in text.split(",")]
@@ -79,10 +89,14 @@ def _sizes(text: str) -> list[int]:
 
 
 def _load(args: argparse.Namespace) -> Dataset:
+    from .data import load_dataset
+
     return load_dataset(args.data, size=args.size)
 
 
 def cmd_datasets(args: argparse.Namespace) -> int:
+    from .sources import REGISTRY, home, mirror
+
     where = mirror()
     print(f"cache: {home()}" + (f"   mirror: {where}" if where else ""))
     for name, spec in sorted(REGISTRY.items()):
@@ -92,6 +106,8 @@ def cmd_datasets(args: argparse.Namespace) -> int:
 
 
 def cmd_baseline(args: argparse.Namespace) -> int:
+    from .baseline import PixelSimilarity
+
     ds = _load(args)
     split = ds.split(args.split)
     model = PixelSimilarity(args.distance).fit(ds.train.x, ds.train.y, len(ds.classes))
@@ -129,6 +145,9 @@ def cmd_baseline(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
+    from .baseline import PixelSimilarity, mnist_distance, rmse_distance
+    from .plots import format_pixels, image_grid, save_figure
+
     ds = _load(args)
     model = PixelSimilarity().fit(ds.train.x, ds.train.y, len(ds.classes))
     if args.means:
@@ -191,8 +210,11 @@ def _run_dir(args: argparse.Namespace, name: str) -> Path:
     return out
 
 
-def _describe(recipe: Recipe, learn) -> str:
+def _describe(recipe: Recipe, learn: Learner) -> str:
     """The settings of a run, in one line: what a reader needs to repeat it."""
+    from .callbacks import MixedPrecision
+    from .losses import describe
+
     parts = [
         f"{recipe.epochs} epoch{'s' if recipe.epochs != 1 else ''}",
         f"{'one-cycle to ' if recipe.one_cycle else ''}lr {recipe.lr:g}",
@@ -203,12 +225,22 @@ def _describe(recipe: Recipe, learn) -> str:
     ]
     if recipe.augment:
         parts.append("augmented")
+    if recipe.skip_learned:
+        parts.append(f"later epochs only on examples at p < {recipe.skip_learned:g}")
+    if recipe.validate == "last":
+        parts.append("validated after the last epoch")
     mixed = any(isinstance(cb, MixedPrecision) for cb in learn.cbs)
     parts.append(f"{learn.device.type} {'bf16 mixed precision' if mixed else 'fp32'}")
     return ", ".join(parts)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    import torch
+
+    from .callbacks import MixedPrecision, write_history
+    from .models import n_params
+    from .plots import plot_history, save_figure
+
     recipe = _recipe(args)
     out = _run_dir(args, args.recipe or recipe.model)  # before training: a bad --out costs no run
     ds = _load(args)
@@ -258,6 +290,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_lr_find(args: argparse.Namespace) -> int:
+    from .plots import save_figure
+
     recipe = _recipe(args)
     ds = _load(args)
     learn = recipe.learner(ds, args.seed, args.device, progress=not args.quiet)
@@ -275,13 +309,15 @@ def cmd_lr_find(args: argparse.Namespace) -> int:
 
 def cmd_recipes(args: argparse.Namespace) -> int:
     # settings only some models use
-    only = {"hidden": ("mlp",), "channels": ("cnn", "resnet"), "init_std": ("linear",)}
+    only = {"hidden": ("mlp", "lenet"), "channels": ("cnn", "lenet", "resnet"), "init_std": ("linear",)}
 
     def show(name: str, recipe: Recipe) -> None:
         settings = " ".join(
             f"{k}={v}"
             for k, v in recipe.to_dict().items()
-            if v is not None and recipe.model in only.get(k, (recipe.model,))
+            if v is not None
+            and recipe.model in only.get(k, (recipe.model,))
+            and (k != "sqr_mom" or recipe.opt == "adam")
         )
         print(f"  {name:<11} {recipe.about}\n  {'':<11} {settings}")
 
@@ -295,7 +331,7 @@ def cmd_recipes(args: argparse.Namespace) -> int:
     return 0
 
 
-COMPARED = ("baseline", "linear", "mlp", "cnn")
+COMPARED = ("baseline", "linear", "mlp", "lenet")
 
 
 def _models(text: str) -> list[str]:
@@ -308,6 +344,9 @@ def _models(text: str) -> list[str]:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
+    from .baseline import PixelSimilarity
+    from .models import n_params
+
     ds = _load(args)
     print(
         f"comparing {', '.join(args.models)} on {args.data}: {len(ds.train):,} train images, "
@@ -358,6 +397,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 def _evaluation_data(args: argparse.Namespace, predictor: Predictor) -> Dataset:
     """--data, or the data the run was trained on; its classes and image size must be the model's."""
+    from .data import load_dataset
+
     data = args.data or (predictor.config.get("train") or {}).get("data")
     if not data:
         raise DigitlearnError(
@@ -378,6 +419,10 @@ def _evaluation_data(args: argparse.Namespace, predictor: Predictor) -> Dataset:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    from .interpret import Interpretation
+    from .plots import save_figure
+    from .predictor import Predictor
+
     predictor = Predictor.load(args.run_dir, args.device)
     ds = _evaluation_data(args, predictor)
     split = ds.split(args.split)
@@ -435,6 +480,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
+    from .predictor import Prediction, Predictor
+
     predictor = Predictor.load(args.run_dir, args.device)
     results = predictor.predict_many(args.images)
     rows = []
@@ -455,6 +502,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
     if args.show:
+        import numpy as np
+        from PIL import Image
+
+        from .plots import plot_predictions, save_figure
+        from .preprocess import open_image, to_gray
+
         originals = []
         for file in args.images:
             try:
@@ -494,6 +547,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from .predictor import Predictor
     from .serve import serve
 
     predictor = Predictor.load(args.run_dir, args.device)
@@ -505,6 +559,18 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="digitlearn", description="fastbook chapter 4 as real software.")
     p.add_argument("--version", action="version", version=f"digitlearn {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    threads = argparse.ArgumentParser(add_help=False)
+    threads.add_argument(
+        "--threads",
+        type=_positive(int),
+        metavar="N",
+        help="PyTorch threads (default: $DIGITLEARN_THREADS, else one per core); 1 can be faster when "
+        "other programs keep the cores busy",
+    )
+
+    def torch_command(name: str, help: str) -> argparse.ArgumentParser:
+        """A command that computes with torch: it takes --threads, which main() applies first."""
+        return sub.add_parser(name, help=help, parents=[threads])
 
     def data_args(q: argparse.ArgumentParser) -> None:
         q.add_argument(
@@ -517,14 +583,14 @@ def build_parser() -> argparse.ArgumentParser:
     q = sub.add_parser("datasets", help="list the known datasets and whether they are cached")
     q.set_defaults(run=cmd_datasets)
 
-    q = sub.add_parser("baseline", help="the pixel-similarity model: accuracy of the nearest class mean")
+    q = torch_command("baseline", help="the pixel-similarity model: accuracy of the nearest class mean")
     data_args(q)
-    q.add_argument("--distance", choices=list(DISTANCES), default="l1")
+    q.add_argument("--distance", choices=DISTANCES, default="l1")
     q.add_argument("--split", default="valid", help="split to evaluate (default %(default)s)")
     q.add_argument("--json", action="store_true", help="print the figures as JSON")
     q.set_defaults(run=cmd_baseline)
 
-    q = sub.add_parser("show", help="print an image's pixels and distances; draw images or class means")
+    q = torch_command("show", help="print an image's pixels and distances; draw images or class means")
     data_args(q)
     q.add_argument("--split", default="train")
     q.add_argument("--class", dest="cls", metavar="CLASS", help="count --index within this class")
@@ -547,12 +613,13 @@ def build_parser() -> argparse.ArgumentParser:
         q.add_argument(
             "--model", choices=list(MODEL_INPUTS), help="default: the recipe's model, else simple_net"
         )
-        q.add_argument("--hidden", type=_sizes, help="mlp hidden layer sizes, e.g. 200,100")
+        q.add_argument("--hidden", type=_sizes, help="mlp/lenet hidden layer sizes, e.g. 200,100")
         q.add_argument("--init-std", type=_positive(float), help="linear: std of the initial weights")
-        q.add_argument("--channels", type=_sizes, help="cnn/resnet channels per stage, e.g. 16,32,64")
+        q.add_argument("--channels", type=_sizes, help="cnn/lenet/resnet channels per stage, e.g. 16,32,64")
         q.add_argument("--bs", type=_positive(int), help="batch size")
         q.add_argument("--opt", choices=["sgd", "adam"], help="optimizer (adam has decoupled weight decay)")
         q.add_argument("--mom", type=float, help="momentum (sgd, default 0) or beta1 (adam, default 0.9)")
+        q.add_argument("--sqr-mom", type=float, help="adam's beta2 (default 0.999)")
         q.add_argument("--wd", type=float, help="weight decay")
         q.add_argument(
             "--loss",
@@ -561,7 +628,9 @@ def build_parser() -> argparse.ArgumentParser:
         )
         q.add_argument("--label-smoothing", type=float, help="label smoothing for --loss ce, e.g. 0.1")
         q.add_argument(
-            "--augment", action=argparse.BooleanOptionalAction, help="random shifts/rotations (cnn, resnet)"
+            "--augment",
+            action=argparse.BooleanOptionalAction,
+            help="random shifts/rotations (cnn, lenet, resnet)",
         )
         q.add_argument(
             "--normalize", action=argparse.BooleanOptionalAction, help="scale inputs to mean 0, std 1"
@@ -569,9 +638,19 @@ def build_parser() -> argparse.ArgumentParser:
         q.add_argument(
             "--precision", choices=["auto", "fp32", "bf16"], help="auto: bf16 where it runs fast (AMX, GPUs)"
         )
+        q.add_argument(
+            "--skip-learned",
+            type=_probability,
+            metavar="P",
+            help="after the first epoch, train only on examples whose true class had probability < P "
+            "when last seen (0: off)",
+        )
+        q.add_argument(
+            "--validate", choices=["each", "last"], help="validate after each epoch or after the last only"
+        )
         q.add_argument("--quiet", action="store_true", help="no progress display")
 
-    q = sub.add_parser("train", help="train a model with the Learner and save the run")
+    q = torch_command("train", help="train a model with the Learner and save the run")
     model_args(q)
     q.add_argument("--epochs", type=_positive(int), help="default: the recipe's")
     q.add_argument(
@@ -588,14 +667,14 @@ def build_parser() -> argparse.ArgumentParser:
     q = sub.add_parser("recipes", help="list the named recipes and each model's default settings")
     q.set_defaults(run=cmd_recipes)
 
-    q = sub.add_parser("compare", help="train each model with its default recipe; one table of results")
+    q = torch_command("compare", help="train each model with its default recipe; one table of results")
     data_args(q)
     device_args(q)
     q.add_argument("--models", type=_models, default=list(COMPARED), help=f"default {','.join(COMPARED)}")
     q.add_argument("--json", action="store_true", help="print the results as JSON")
     q.set_defaults(run=cmd_compare)
 
-    q = sub.add_parser("lr-find", help="suggest a learning rate and plot loss against learning rate")
+    q = torch_command("lr-find", help="suggest a learning rate and plot loss against learning rate")
     model_args(q)
     q.add_argument("--start-lr", type=_positive(float), default=1e-7)
     q.add_argument("--end-lr", type=_positive(float), default=10.0)
@@ -603,7 +682,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--out", metavar="FILE.png", default="lr_find.png", help="the plot (default %(default)s)")
     q.set_defaults(run=cmd_lr_find)
 
-    q = sub.add_parser("evaluate", help="accuracy, per-class precision/recall and confusion matrix of a run")
+    q = torch_command("evaluate", help="accuracy, per-class precision/recall and confusion matrix of a run")
     q.add_argument("run_dir", metavar="RUN_DIR", help="a run folder written by `digitlearn train`")
     q.add_argument("--data", help="dataset to evaluate on (default: the one the run was trained on)")
     q.add_argument("--size", type=_size, help="resize every image, e.g. 28 or 28x28")
@@ -614,7 +693,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--json", action="store_true", help="print the figures as JSON")
     q.set_defaults(run=cmd_evaluate)
 
-    q = sub.add_parser("predict", help="classify your own digit images (any size, format, colours)")
+    q = torch_command("predict", help="classify your own digit images (any size, format, colours)")
     q.add_argument("run_dir", metavar="RUN_DIR", help="a run folder written by `digitlearn train`")
     q.add_argument("images", metavar="IMAGE", nargs="+", help="PNG, JPEG, BMP, GIF, WebP or TIFF files")
     q.add_argument("--top", type=_positive(int), default=3, help="probabilities shown per image")
@@ -623,13 +702,13 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--device", default="cpu", help="cpu (default), cuda or auto")
     q.set_defaults(run=cmd_predict)
 
-    q = sub.add_parser("reproduce", help="run the chapter end to end: its figures next to ours, and a report")
+    q = torch_command("reproduce", help="run the chapter end to end: its figures next to ours, and a report")
     q.add_argument("--out", metavar="DIR", default="report", help="the report's folder (default %(default)s)")
     q.add_argument("--quick", action="store_true", help="mnist_sample only, under a minute; no full MNIST")
     device_args(q)
     q.set_defaults(run=cmd_reproduce)
 
-    q = sub.add_parser("serve", help="a web page to draw digits on, and a JSON API, for a trained run")
+    q = torch_command("serve", help="a web page to draw digits on, and a JSON API, for a trained run")
     q.add_argument("run_dir", metavar="RUN_DIR", help="a run folder written by `digitlearn train`")
     q.add_argument(
         "--host", default="127.0.0.1", help="address to listen on (default %(default)s: this machine only)"
@@ -647,6 +726,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "means", False) and not args.out:
         parser.error("--means needs --out FILE.png")
     try:
+        if hasattr(args, "threads"):  # a command that computes with torch
+            from .hardware import set_threads
+
+            set_threads(args.threads)
         return args.run(args)
     except DigitlearnError as e:
         print(f"digitlearn: error: {e}", file=sys.stderr)

@@ -41,13 +41,15 @@ class InputFormat:
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         """(N, H, W) uint8 (or float in [0, 1]) images as (N, H*W) or (N, 1, H, W) float32."""
-        x = x.float() / 255 if x.dtype == torch.uint8 else x.float()
         if tuple(x.shape[-2:]) != (self.height, self.width):
             raise DataError(
                 f"images are {x.shape[-2]}x{x.shape[-1]}, but the model takes {self.height}x{self.width}"
             )
+        # in place on one fresh float copy: the same arithmetic as `(x.float() / 255 - mean) / std`,
+        # without a temporary as large as the data for each step (a third of a second on MNIST)
+        x = x.float().div_(255) if x.dtype == torch.uint8 else x.float().clone()
         if (self.mean, self.std) != (0.0, 1.0):
-            x = (x - self.mean) / self.std
+            x.sub_(self.mean).div_(self.std)
         return (
             x.reshape(-1, self.height * self.width)
             if self.flat

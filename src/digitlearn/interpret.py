@@ -5,13 +5,16 @@ classes it mixes up most, and the images it got most confidently wrong (fastai's
 
 import os
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
-from matplotlib.figure import Figure
 
 from .data import Split
 from .errors import DigitlearnError
 from .predictor import Predictor
+
+if TYPE_CHECKING:  # matplotlib is imported by what draws, so interpreting alone does not pay for it
+    from matplotlib.figure import Figure
 
 
 @dataclass
@@ -116,8 +119,10 @@ class Interpretation:
         """The `k` largest losses and the indices of their items, largest first."""
         return self.losses.topk(min(k, len(self.targets)))
 
-    def plot_confusion_matrix(self, normalize: bool = False, title: str | None = None) -> Figure:
+    def plot_confusion_matrix(self, normalize: bool = False, title: str | None = None) -> "Figure":
         """The confusion matrix as a figure, counts (or row shares, `normalize`) written in each cell."""
+        from matplotlib.figure import Figure
+
         cm = self.confusion_matrix().double()
         if normalize:
             cm = cm / cm.sum(1, keepdim=True).clamp_min(1)
@@ -141,7 +146,7 @@ class Interpretation:
                         fontsize=8, color="white" if v > top / 2 else "black")  # fmt: skip
         return fig
 
-    def plot_top_losses(self, k: int = 9, ncols: int | None = None) -> Figure:
+    def plot_top_losses(self, k: int = 9, ncols: int | None = None) -> "Figure":
         """The `k` images with the largest losses, each titled predicted/actual/loss/probability of
         the prediction (fastai's layout), dark ink on light paper as in the book."""
         from .plots import image_grid

@@ -8,6 +8,7 @@ Everything else (recording, progress, schedules, early stopping, saving) is a ca
 import math
 import os
 import random
+import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +41,7 @@ from .callbacks import (
 )
 from .data import InputFormat
 from .errors import DigitlearnError
+from .hardware import fast_bf16, isa, keep_freed_memory
 from .loaders import DataLoaders
 from .losses import describe, mnist_loss, probabilities
 from .models import ARCHS
@@ -69,20 +71,6 @@ def pick_device(name: str | torch.device = "auto") -> torch.device:
             f"device {name!r} asked for, but PyTorch {torch.__version__} sees no CUDA GPU here"
         )
     return device
-
-
-def fast_bf16(device: torch.device) -> bool:
-    """Whether bfloat16 matrix units make mixed precision pay off on `device`.
-
-    GPUs from Ampere on have them; on CPUs they are Intel's AMX tiles (Sapphire Rapids and later),
-    where bf16 autocast trained our CNNs 1.4-2.6x faster. Elsewhere bf16 is emulated and slower.
-    """
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    if device.type == "cpu":
-        amx = getattr(torch.cpu, "_is_amx_tile_supported", None)  # private, so looked up with care
-        return bool(amx and amx())
-    return False
 
 
 class Learner:
@@ -119,6 +107,7 @@ class Learner:
         self.cbs = defaults + ([ProgressCallback()] if progress else []) + list(cbs or [])
         self.interrupted = False
         self.training, self.epoch, self.iter, self.n_epoch = False, 0, 0, 0
+        keep_freed_memory()  # once per process: a third of each CPU epoch went to page faults
 
     # ------------------------------------------------------------ callbacks
 
@@ -230,7 +219,18 @@ class Learner:
         self.fit(n_epoch, lr_max, cbs=[sched, *cbs])
 
     def to_bf16(self) -> "Learner":
-        """Train and validate with bfloat16 mixed precision (see `callbacks.MixedPrecision`)."""
+        """Train and validate with bfloat16 mixed precision (see `callbacks.MixedPrecision`).
+
+        It pays only where the hardware has bf16 matrix units (`hardware.fast_bf16`); elsewhere
+        this says so on stderr, in one line, and goes ahead as asked.
+        """
+        if not fast_bf16(self.device):
+            where = "GPU" if self.device.type == "cuda" else f"CPU ({isa()}, no AMX)"
+            print(
+                f"digitlearn: warning: this {where} has no bf16 matrix units, so bf16 is emulated and "
+                "training will be slower than in fp32, not faster",
+                file=sys.stderr,
+            )
         self.to_fp32()
         self.add_cbs([MixedPrecision(torch.bfloat16)])
         return self

@@ -6,6 +6,9 @@ permutation: its rows land in a small new tensor that is still in cache when the
 (5x cheaper on a 2-core machine than permuting the whole tensor up front and slicing that).
 The chapter's form, `DataLoader(list(zip(train_x, train_y)), batch_size=256)`, is stacked into
 tensors once, up front.
+
+A loader can be narrowed to a `subset` of its items (callbacks such as `SkipLearned` do this
+between epochs), and it tells which items made the batch it just gave (`indices`).
 """
 
 import math
@@ -45,6 +48,8 @@ class DataLoader:
     `torch.manual_seed` makes it repeatable). The last partial batch is kept unless `drop_last`.
     The data lives on `device` (None: wherever it is now), moved there once, so batches come out
     on it with no copy per batch; `to(device)` moves it later (the Learner moves it to the model's).
+    `subset` (indices, or None for all) limits the items each epoch draws from; after each batch,
+    `indices` holds the positions of the batch's items in the data.
     """
 
     def __init__(
@@ -85,31 +90,45 @@ class DataLoader:
         self.n = sizes.pop()
         self.bs, self.shuffle, self.drop_last, self.generator = bs, shuffle, drop_last, generator
         self.device = torch.device(device) if device is not None else None
+        self.subset: torch.Tensor | None = None
+        self.indices: torch.Tensor | None = None
         if self.device is not None:
             self.to(self.device)
 
+    @property
+    def n_items(self) -> int:
+        """How many items an epoch draws from: the subset's size, else all of them."""
+        return self.n if self.subset is None else len(self.subset)
+
     def __len__(self) -> int:
-        return self.n // self.bs if self.drop_last else math.ceil(self.n / self.bs)
+        n = self.n_items
+        return n // self.bs if self.drop_last else math.ceil(n / self.bs)
 
     def __iter__(self) -> Iterator[Batch]:
-        stop = min(len(self) * self.bs, self.n)
-        perm = None
+        n = self.n_items
+        stop = min(len(self) * self.bs, n)
+        order = self.subset
         if self.shuffle:
             # drawn where the data lives (with the generator's device if one is given), so a GPU
             # gets its batch indices without a copy from the CPU per batch
             where = self.generator.device if self.generator is not None else self.device or "cpu"
-            perm = torch.randperm(self.n, generator=self.generator, device=where)
+            perm = torch.randperm(n, generator=self.generator, device=where)
+            order = perm if order is None else order[perm.to(order.device)]
         for i in range(0, stop, self.bs):
-            if perm is None:
+            if order is None:
+                self.indices = torch.arange(i, min(i + self.bs, n), device=self.device)
                 batch = [f[i : i + self.bs] for f in self.fields]
             else:
-                batch = [_take(f, perm[i : i + self.bs]) for f in self.fields]
+                self.indices = order[i : i + self.bs]
+                batch = [_take(f, self.indices) for f in self.fields]
             yield batch[0] if self.single else tuple(batch)
 
     def to(self, device: str | torch.device) -> "DataLoader":
         """Keep the data on `device`, moved there once (batches then need no copy)."""
         self.device = torch.device(device)
         self.fields = [f.to(self.device) if isinstance(f, torch.Tensor) else f for f in self.fields]
+        if self.subset is not None:
+            self.subset = self.subset.to(self.device)
         return self
 
     def one_batch(self) -> Batch:
@@ -123,10 +142,8 @@ class DataLoader:
             else "list"
             for f in self.fields
         )
-        return (
-            f"DataLoader({self.n} items [{shapes}], bs={self.bs}, shuffle={self.shuffle}, "
-            f"{len(self)} batches)"
-        )
+        items = f"{self.n} items" if self.subset is None else f"{self.n_items} of {self.n} items"
+        return f"DataLoader({items} [{shapes}], bs={self.bs}, shuffle={self.shuffle}, {len(self)} batches)"
 
 
 class DataLoaders:

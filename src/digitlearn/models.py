@@ -119,6 +119,38 @@ def cnn(
     return nn.Sequential(*layers, nn.Flatten(), nn.Linear(c_in * h * w, n_out))
 
 
+@arch
+def lenet(
+    n_out: int = 10,
+    channels: Sequence[int] = (8, 24),
+    hidden: Sequence[int] = (128,),
+    in_size: Sequence[int] = (28, 28),
+) -> nn.Module:
+    """A LeNet-style CNN: per entry of `channels` a convolution (5x5, then 3x3; no padding), a 2x2
+    max pool and a ReLU; then linear layers of the `hidden` sizes, each with a ReLU, and the output.
+
+    Pooling makes it tolerant of small shifts, so it learns MNIST in fewer examples than the
+    strided `cnn`; a narrow first layer keeps the costly full-resolution maps small; and it has
+    no batch norm, which would take about 40% of each step on a CPU. Pooling before the ReLU gives
+    the same result as after it, on a quarter of the values.
+    """
+    layers, c_in, (h, w) = [], 1, in_size
+    for i, c in enumerate(channels):
+        k = 5 if i == 0 else 3
+        h, w = (h - k + 1) // 2, (w - k + 1) // 2
+        if min(h, w) < 1:
+            size = f"{in_size[0]}x{in_size[1]}"
+            raise DigitlearnError(f"images of {size} are too small for lenet's {len(channels)} stages")
+        layers += [nn.Conv2d(c_in, c, k), nn.MaxPool2d(2), nn.ReLU(inplace=True)]
+        c_in = c
+    layers.append(nn.Flatten())
+    n_in = c_in * h * w
+    for n in hidden:
+        layers += [nn.Linear(n_in, n), nn.ReLU(inplace=True)]
+        n_in = n
+    return nn.Sequential(*layers, nn.Linear(n_in, n_out))
+
+
 class ResBlock(nn.Module):
     """Two 3x3 convolutions plus a shortcut: relu(convs(x) + shortcut(x)).
 

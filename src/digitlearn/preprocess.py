@@ -18,7 +18,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
-from scipy import ndimage
 
 from .errors import DigitlearnError
 
@@ -32,6 +31,8 @@ CENTRE = 14.0  # MNIST's mean centre of mass, in pixel indices, is (14.0, 14.0) 
 STROKE = 2.0  # thinnest stroke, in 28x28 pixels, MNIST's digits have about 2 to 3
 
 ImageSource = str | os.PathLike | bytes | Image.Image | np.ndarray | torch.Tensor
+# scipy.ndimage is imported in the functions that use it: it takes a few tenths of a second, and only
+# preparing an image needs it, not loading a model or `import digitlearn`
 
 
 class ImageError(DigitlearnError):
@@ -152,6 +153,8 @@ def _background(a: np.ndarray, rounds: int = 3) -> tuple[np.ndarray, np.ndarray]
 def _stroke_width(mask: np.ndarray) -> float:
     """Mean stroke width of a binary drawing: area over half the outline (a stroke of length L and
     width W has area L*W and an outline of about 2L)."""
+    from scipy import ndimage
+
     outline = mask & ~ndimage.binary_erosion(mask)
     return 2.0 * mask.sum() / max(outline.sum(), 1)
 
@@ -163,6 +166,8 @@ def _disk(radius: int) -> np.ndarray:
 
 def _clean(a: np.ndarray, name: str) -> np.ndarray:
     """`clean` on one grayscale array."""
+    from scipy import ndimage
+
     # light smoothing (about one pixel at the working size) spreads single noisy pixels thin
     a = ndimage.gaussian_filter(a, sigma=0.6 * max(a.shape) / WORK_SIZE)
     # polarity: the border is mostly paper, and the ink is what lies furthest from it, on
@@ -225,6 +230,8 @@ def to_mnist(source: ImageSource, size: tuple[int, int] = (SIZE, SIZE)) -> torch
     A model trained on resized MNIST takes another `size` (height, width): the 28x28 result is
     resized to it, as its training images were.
     """
+    from scipy import ndimage
+
     ink = clean(source)
     box = _ink_box(ink)
     ink, mask = ink[box], ink[box] > 0.3
