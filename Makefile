@@ -32,9 +32,11 @@ bench: $(STAMP)
 	$(BIN)/python bench/load_data.py
 	$(BIN)/python bench/train_loop.py
 	$(BIN)/python bench/speed_options.py
-	$(BIN)/python bench/time_to_accuracy.py
+	$(BIN)/python bench/time_to_accuracy.py --best
 	$(BIN)/python bench/predict.py
 	$(BIN)/python bench/reproduce.py
+	$(BIN)/python bench/startup.py
+	$(BIN)/python bench/threads.py
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache .ruff_cache
