@@ -5,8 +5,7 @@ import torch
 from torch import nn
 
 from digitlearn import DataLoader, DataLoaders, DigitlearnError, Learner, cross_entropy
-from digitlearn.augment import Augment, random_affine
-from digitlearn.callbacks import Callback
+from digitlearn.training import Augment, Callback, random_affine
 
 
 def dot_images(n: int, size: int = 16) -> torch.Tensor:

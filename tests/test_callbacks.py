@@ -22,8 +22,7 @@ from digitlearn import (
     bce_loss,
     cross_entropy,
 )
-from digitlearn import callbacks as cbs_module
-from digitlearn.callbacks import (
+from digitlearn.training import (
     MixedPrecision,
     ParamScheduler,
     SkipLearned,
@@ -35,6 +34,7 @@ from digitlearn.callbacks import (
     one_cycle,
     write_history,
 )
+from digitlearn.training import progress as progress_module
 
 from .conftest import toy_dls
 
@@ -70,7 +70,7 @@ def test_progress_table_without_a_terminal(capsys):
 
 
 def test_progress_bars_in_a_terminal(monkeypatch, capsys):
-    monkeypatch.setattr(cbs_module, "interactive", lambda: True)
+    monkeypatch.setattr(progress_module, "interactive", lambda: True)
     learn = learner(progress=True)
     learn.fit(2, 0.3)
     out, err = capsys.readouterr()

@@ -5,8 +5,8 @@ import torch
 
 from digitlearn.errors import DigitlearnError
 from digitlearn.interpret import Interpretation
-from digitlearn.learner import Learner
 from digitlearn.metrics import accuracy
+from digitlearn.training import Learner
 
 
 def interp() -> Interpretation:

@@ -32,8 +32,9 @@ from digitlearn import (
     set_seed,
     simple_net,
 )
-from digitlearn import learner as learner_module
-from digitlearn.learner import pick_device, suggest_lr
+from digitlearn.device import pick_device
+from digitlearn.training import learner as learner_module
+from digitlearn.training import suggest_lr
 
 from .conftest import toy_dls
 

@@ -9,11 +9,10 @@ import torch
 from torch import nn
 
 from digitlearn import Callback, DigitlearnError, cross_entropy, load_dataset
-from digitlearn.augment import Augment
-from digitlearn.callbacks import MixedPrecision
 from digitlearn.data import Dataset, Split
 from digitlearn.models import ResBlock
 from digitlearn.recipes import MODEL_INPUTS, MODEL_RECIPES, RECIPES, Recipe, recipe_for
+from digitlearn.training import Augment, MixedPrecision
 
 from .conftest import make_folder
 

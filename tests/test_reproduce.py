@@ -9,7 +9,7 @@ import pytest
 
 from digitlearn import reproduce as rp
 from digitlearn.cli import main
-from digitlearn.learner import set_seed
+from digitlearn.device import set_seed
 from digitlearn.models import linear1
 
 from .test_report import external_references, fake_step

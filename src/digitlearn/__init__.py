@@ -8,18 +8,11 @@ __version__ = "0.1.0"
 # submodules load torch, and some matplotlib or scipy, which take seconds, so `import digitlearn`
 # and the command line's `--help` would otherwise wait for libraries they never use.
 _SUBMODULES = {
-    "augment": ("Augment", "random_affine"),
     "baseline": ("PixelSimilarity", "mnist_distance", "rmse_distance"),
-    "callbacks": (
-        "Callback", "CancelBatchException", "CancelEpochException", "CancelFitException",
-        "CancelStepException", "CancelTrainException", "CancelValidateException", "CSVLogger",
-        "EarlyStopping", "MixedPrecision", "ParamScheduler", "ProgressCallback", "Recorder",
-        "SaveBestModel", "SkipLearned", "TrainingDiverged", "ValidateAtEnd",
-    ),
     "data": ("Dataset", "InputFormat", "Split", "load_dataset"),
+    "device": ("pick_device", "set_seed"),
     "errors": ("DataError", "DigitlearnError", "DownloadError"),
     "interpret": ("Interpretation",),
-    "learner": ("Learner", "pick_device", "set_seed"),
     "loaders": ("DataLoader", "DataLoaders"),
     "losses": ("bce_loss", "cross_entropy", "mnist_loss"),
     "metrics": ("accuracy", "batch_accuracy", "error_rate"),
@@ -30,6 +23,12 @@ _SUBMODULES = {
     "recipes": ("RECIPES", "Recipe"),
     "runs": ("load_model",),
     "sources": ("DatasetSpec", "RemoteFile", "fetch", "register"),
+    "training": (
+        "Augment", "CSVLogger", "Callback", "CancelBatchException", "CancelEpochException",
+        "CancelFitException", "CancelStepException", "CancelTrainException", "CancelValidateException",
+        "EarlyStopping", "Learner", "MixedPrecision", "ParamScheduler", "ProgressCallback", "Recorder",
+        "SaveBestModel", "SkipLearned", "TrainingDiverged", "ValidateAtEnd", "random_affine",
+    ),
 }  # fmt: skip
 
 __all__ = [

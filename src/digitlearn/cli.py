@@ -24,8 +24,8 @@ from .recipes import MODEL_INPUTS, MODEL_RECIPES, RECIPES, Recipe, recipe_for
 
 if TYPE_CHECKING:
     from .data import Dataset
-    from .learner import Learner
     from .predictor import Predictor
+    from .training import Learner
 
 DISTANCES = ("l1", "rmse")  # baseline.DISTANCES' names, here so that the parser needs no torch
 VIEWABLE = ("1", "L", "LA", "P", "PA", "RGB", "RGBA")  # Pillow modes matplotlib can draw as they are
@@ -212,8 +212,8 @@ def _run_dir(args: argparse.Namespace, name: str) -> Path:
 
 def _describe(recipe: Recipe, learn: Learner) -> str:
     """The settings of a run, in one line: what a reader needs to repeat it."""
-    from .callbacks import MixedPrecision
     from .losses import describe
+    from .training import MixedPrecision
 
     parts = [
         f"{recipe.epochs} epoch{'s' if recipe.epochs != 1 else ''}",
@@ -237,9 +237,9 @@ def _describe(recipe: Recipe, learn: Learner) -> str:
 def cmd_train(args: argparse.Namespace) -> int:
     import torch
 
-    from .callbacks import MixedPrecision, write_history
     from .models import n_params
     from .plots import plot_history, save_figure
+    from .training import MixedPrecision, write_history
 
     recipe = _recipe(args)
     out = _run_dir(args, args.recipe or recipe.model)  # before training: a bad --out costs no run

@@ -14,8 +14,8 @@ import torch
 from torch import nn
 
 from .data import InputFormat
+from .device import pick_device
 from .errors import DigitlearnError
-from .learner import pick_device
 from .losses import LOSSES, probabilities
 from .preprocess import ImageSource, to_mnist
 from .runs import load_model
@@ -96,7 +96,11 @@ class Predictor:
 
     def predict(self, source: ImageSource) -> Prediction:
         """Classify one image (a path, its bytes, a Pillow image or an H x W array of any size)."""
-        image = self.prepare(source)
+        return self.classify(self.prepare(source))
+
+    def classify(self, image: torch.Tensor) -> Prediction:
+        """Classify one image already prepared as this model's inputs are (H x W, uint8 or float
+        in [0, 1]): a dataset's image, or what `prepare` made of a person's."""
         return self._result(image, self.probabilities(image[None])[0])
 
     def predict_many(self, sources: Iterable[ImageSource]) -> list[Prediction | DigitlearnError]:

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     import torch
 
     from .data import Dataset
-    from .learner import Learner
+    from .training import Learner
 
 
 @dataclass(frozen=True)
@@ -108,13 +108,12 @@ class Recipe:
         """The Learner this recipe describes for `ds`, on `device`, seeded before anything random."""
         import torch
 
-        from .augment import Augment
-        from .callbacks import SkipLearned, ValidateAtEnd
+        from .device import pick_device, set_seed
         from .hardware import fast_bf16
-        from .learner import Learner, pick_device, set_seed
         from .losses import LOSSES
         from .metrics import accuracy, batch_accuracy
         from .optim import SGD, Adam
+        from .training import Augment, Learner, SkipLearned, ValidateAtEnd
 
         if self.augment and MODEL_INPUTS[self.model]:
             raise DigitlearnError(

@@ -23,10 +23,9 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .baseline import PixelSimilarity, mnist_distance, rmse_distance
-from .callbacks import interactive
 from .data import Dataset, load_dataset
+from .device import set_seed
 from .interpret import Interpretation
-from .learner import Learner, set_seed
 from .loaders import DataLoader
 from .losses import mnist_loss
 from .metrics import batch_accuracy
@@ -34,6 +33,7 @@ from .models import linear1, n_params, simple_net
 from .optim import SGD, BasicOptim
 from .plots import image_grid, plot_curve, plot_fits, plot_functions, plot_pixels, plot_training
 from .recipes import MODEL_RECIPES
+from .training import Learner, interactive
 
 TOLERANCE = 0.005  # how far below the chapter's accuracy a trained step may land and still pass
 # the chapter's example 3 (threes[1], train/3/10000.png), rows and columns 4:10, as it prints them

@@ -7,10 +7,8 @@ Everything else (recording, progress, schedules, early stopping, saving) is a ca
 
 import math
 import os
-import random
 import sys
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +16,16 @@ import torch
 from PIL import Image
 from torch import nn
 
-from .callbacks import (
+from ..errors import DigitlearnError
+from ..hardware import fast_bf16, isa, keep_freed_memory
+from ..loaders import DataLoaders
+from ..losses import describe, mnist_loss, probabilities
+from ..models import ARCHS
+from ..optim import SGD, Optimizer
+from ..predictor import Predictor
+from ..preprocess import ImageSource
+from ..runs import load_weights, save_model
+from .events import (
     EVENTS,
     Callback,
     CancelBatchException,
@@ -27,50 +34,13 @@ from .callbacks import (
     CancelStepException,
     CancelTrainException,
     CancelValidateException,
-    CSVLogger,
-    LRFinder,
-    MixedPrecision,
-    ParamScheduler,
-    ProgressCallback,
-    Recorder,
-    StopOnInterrupt,
-    TerminateOnNaN,
-    TrackerCallback,
-    metric_name,
-    one_cycle,
 )
-from .data import InputFormat
-from .errors import DigitlearnError
-from .hardware import fast_bf16, isa, keep_freed_memory
-from .loaders import DataLoaders
-from .losses import describe, mnist_loss, probabilities
-from .models import ARCHS
-from .optim import SGD, Optimizer
-from .preprocess import ImageSource, to_mnist
-from .runs import load_weights, save_model
-
-
-def set_seed(seed: int) -> None:
-    """Seed Python, NumPy and PyTorch, so that a run repeats exactly on the same machine."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-def pick_device(name: str | torch.device = "auto") -> torch.device:
-    """`auto` is the GPU when PyTorch sees one, else the CPU; `cuda` without one is an error."""
-    name = str(name)
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise DigitlearnError(f"unknown device {name!r} (use auto, cpu or cuda)") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise DigitlearnError(
-            f"device {name!r} asked for, but PyTorch {torch.__version__} sees no CUDA GPU here"
-        )
-    return device
+from .guards import StopOnInterrupt, TerminateOnNaN
+from .lr_finder import LRFinder, LRFindResult
+from .precision import MixedPrecision
+from .progress import ProgressCallback
+from .recorder import Recorder, metric_name
+from .schedules import one_cycle
 
 
 class Learner:
@@ -290,39 +260,34 @@ class Learner:
 
         `item` is an image as the dataset holds it (H x W, uint8 or float in [0, 1]), prepared the
         way the DataLoaders prepared their inputs; or a person's image (a file path, its bytes, or
-        a Pillow image), first prepared the MNIST way (`preprocess.to_mnist`); or an input the
-        model takes as it is.
+        a Pillow image), first prepared the MNIST way. Both go through the `Predictor`, as they
+        would from a saved run. Anything else is an input the model takes as it is.
         """
-        fmt = self.dls.input_format
-        if isinstance(item, str | os.PathLike | bytes | Image.Image):
-            if not fmt or fmt.get("height") is None:
-                raise DigitlearnError(
-                    "this Learner's data has no image format, so it cannot read image files"
-                )
-            item = to_mnist(item, (fmt["height"], fmt["width"]))
-        x = torch.as_tensor(item)
-        # an image is prepared as the DataLoaders prepared theirs; anything else goes in as it is
-        x = InputFormat(**fmt)(x[None]) if fmt and x.ndim == 2 else x[None].float()
+        readable = isinstance(item, str | os.PathLike | bytes | Image.Image)
+        if readable or (self.dls.input_format and torch.as_tensor(item).ndim == 2):
+            if not self.dls.input_format:
+                raise DigitlearnError("this Learner's data has no image format: it cannot read image files")
+            predictor = Predictor(self.model, self.config(), self.device)
+            result = predictor.predict(item) if readable else predictor.classify(torch.as_tensor(item))
+            return result.label, result.index, result.probs
         self.model.eval()
         with torch.no_grad():
-            probs = self.probabilities(self.model(x.to(self.device)))[0].cpu()
+            x = torch.as_tensor(item)[None].float().to(self.device)
+            probs = self.probabilities(self.model(x))[0].cpu()
         index = int(probs.argmax())
-        label = self.dls.classes[index] if self.dls.classes else index
-        return label, index, probs
+        return (self.dls.classes[index] if self.dls.classes else index), index, probs
 
-    def lr_find(self, start_lr: float = 1e-7, end_lr: float = 10.0, num_it: int = 100) -> "LRFindResult":
+    def lr_find(self, start_lr: float = 1e-7, end_lr: float = 10.0, num_it: int = 100) -> LRFindResult:
         """Train briefly with the learning rate growing exponentially; suggest one from the losses.
 
-        The model and optimizer are put back as they were afterwards.
+        Only the callbacks that change how the model trains stay on (`Callback.in_lr_find`). The
+        model and optimizer are put back as they were afterwards.
         """
         finder = LRFinder(start_lr, end_lr, num_it)
         model_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
         opt_state = self.opt.state_dict() if self.opt is not None else None
         saved = self._cbs
-        # no table, no NaN error (divergence is expected), no other schedule or tracker; callbacks
-        # that change how the model trains (mixed precision, augmentation, yours) stay
-        quiet = (Recorder, ProgressCallback, TerminateOnNaN, ParamScheduler, TrackerCallback, CSVLogger)
-        self.cbs = [finder, *(cb for cb in saved if not isinstance(cb, quiet))]
+        self.cbs = [finder, *(cb for cb in saved if cb.in_lr_find)]
         try:
             self.fit(math.ceil(num_it / max(len(self.dls.train), 1)), start_lr)
         finally:
@@ -336,10 +301,9 @@ class Learner:
 
     # ------------------------------------------------------------ saving
 
-    def save(self, path: str | Path, extra: dict | None = None) -> Path:
-        """Save the weights (safetensors) and a config.json (architecture, classes, input format,
-        loss, metrics, and `extra`) into the folder `path`."""
-        config = {
+    def config(self, extra: dict | None = None) -> dict:
+        """What a saved run says of this model: architecture, classes, input format, loss, metrics."""
+        return {
             "model": getattr(self.model, "config", None),
             "classes": self.dls.classes,
             "input": self.dls.input_format,
@@ -347,7 +311,10 @@ class Learner:
             "metrics": [metric_name(m) for m in self.metrics],
             **(extra or {}),
         }
-        return save_model(path, self.model, config)
+
+    def save(self, path: str | Path, extra: dict | None = None) -> Path:
+        """Save the weights (safetensors) and `config(extra)` as config.json into the folder `path`."""
+        return save_model(path, self.model, self.config(extra))
 
     def load(self, path: str | Path) -> "Learner":
         """Load weights saved by `save` into this Learner's model."""
@@ -367,41 +334,3 @@ class _Gather(Callback):
         if not learn.training:
             self.preds.append(learn.preds.detach().cpu())
             self.targets.append(learn.yb.detach().cpu())
-
-
-@dataclass
-class LRFindResult:
-    """What `lr_find` saw: learning rates and smoothed losses, and the suggested learning rate."""
-
-    lrs: list[float]
-    losses: list[float]
-
-    @property
-    def suggestion(self) -> float:
-        return suggest_lr(self.lrs, self.losses)
-
-    def plot(self):
-        """Loss against learning rate (log scale), with the suggestion marked; a matplotlib Figure."""
-        from .plots import plot_lr_find
-
-        return plot_lr_find(self.lrs, self.losses, self.suggestion)
-
-
-def suggest_lr(lrs: list[float], losses: list[float]) -> float:
-    """The learning rate where the loss falls fastest, before it reaches its minimum.
-
-    That is the steepest downhill point of the loss against log(lr): still well below the rates
-    where training becomes unstable, but where each step makes the most progress.
-    """
-    losses_a = np.asarray(losses, dtype=np.float64)
-    finite = np.isfinite(losses_a)
-    if finite.sum() < 3:
-        raise DigitlearnError(
-            f"the lr finder recorded {int(finite.sum())} usable losses: too few to suggest a learning rate "
-            "(use more batches, num_it, or a smaller start_lr)"
-        )
-    stop = int(np.nanargmin(np.where(finite, losses_a, np.nan))) + 1
-    if stop < 3:  # the loss rose from the start: the smallest rate tried is the best guess
-        return float(lrs[0])
-    slopes = np.gradient(losses_a[:stop], np.log10(np.asarray(lrs[:stop])))
-    return float(lrs[int(np.argmin(slopes))])

@@ -11,8 +11,8 @@ import math
 import torch
 import torch.nn.functional as F
 
-from .callbacks import Callback
-from .errors import DigitlearnError
+from ..errors import DigitlearnError
+from .events import Callback, Learner
 
 
 def random_affine(
@@ -68,7 +68,7 @@ class Augment(Callback):
         self.fill, self.generator = fill, generator
         self._fill = 0.0
 
-    def before_fit(self, learn) -> None:
+    def before_fit(self, learn: Learner) -> None:
         fmt = learn.dls.input_format or {}
         if fmt.get("flat"):
             raise DigitlearnError(
@@ -76,7 +76,7 @@ class Augment(Callback):
             )
         self._fill = -fmt.get("mean", 0.0) / fmt.get("std", 1.0) if self.fill is None else self.fill
 
-    def before_batch(self, learn) -> None:
+    def before_batch(self, learn: Learner) -> None:
         if learn.training:
             learn.xb = random_affine(
                 learn.xb, self.max_rotate, self.max_shift, self.max_zoom, self._fill, self.generator

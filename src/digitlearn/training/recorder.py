@@ -1,0 +1,159 @@
+"""Recording: the Recorder's per-batch losses and per-epoch history, and writing it as CSV or JSON."""
+
+import csv
+import io
+import json
+import math
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from ..files import atomic_path
+from .events import Callback, Learner
+
+
+def metric_name(metric: Callable) -> str:
+    return getattr(metric, "__name__", type(metric).__name__)
+
+
+class Recorder(Callback):
+    """Records per-batch training loss and learning rate, and one row per epoch in `history`.
+
+    A row holds epoch, train_loss (the mean over the epoch's batches, weighted by their size),
+    valid_loss, each metric over the whole validation set, and the epoch's wall time in seconds.
+    Values of a stage that was cancelled are NaN.
+    """
+
+    order = 50
+    in_lr_find = False
+
+    def __init__(self) -> None:
+        self.history: list[dict] = []
+        self.lrs: list[float] = []
+        self.valid_values: dict[str, float] = {}
+        self.names = ["epoch", "train_loss", "valid_loss", "time"]  # the columns of a history row
+        self._train = _Mean()  # every training batch of this fit
+        self._valid: list[_Mean] | None = None
+        self._epoch_start, self._start = 0, None
+
+    @property
+    def valid_columns(self) -> list[str]:
+        """The columns measured on the validation set: valid_loss and each metric."""
+        return self.names[2:-1]
+
+    @property
+    def metric_columns(self) -> list[str]:
+        """The metrics' columns, in the order of `learn.metrics`."""
+        return self.names[3:-1]
+
+    @property
+    def losses(self) -> list[float]:
+        """The training loss of every batch so far in this fit."""
+        return torch.stack(self._train.parts).float().tolist() if self._train.parts else []
+
+    def _name_columns(self, learn: Learner) -> None:
+        self.names = ["epoch", "train_loss", "valid_loss", *map(metric_name, learn.metrics), "time"]
+
+    def before_fit(self, learn: Learner) -> None:
+        self._name_columns(learn)
+        self.history, self.lrs, self._train = [], [], _Mean()
+
+    def before_epoch(self, learn: Learner) -> None:
+        self._start = time.perf_counter()
+        self._epoch_start = len(self._train.parts)
+        self.valid_values = {}
+
+    def after_step(self, learn: Learner) -> None:
+        self._train.add(learn.loss.detach(), len(learn.yb))
+        self.lrs.append(learn.opt.lr)
+
+    def before_validate(self, learn: Learner) -> None:
+        self._name_columns(learn)  # validate() may run outside fit
+        self._valid = [_Mean() for _ in range(1 + len(learn.metrics))]
+
+    def after_loss(self, learn: Learner) -> None:
+        if learn.training or self._valid is None:
+            return
+        n = len(learn.yb)
+        self._valid[0].add(learn.loss.detach(), n)
+        for acc, metric in zip(self._valid[1:], learn.metrics, strict=True):
+            acc.add(metric(learn.preds, learn.yb).detach(), n)
+
+    def after_validate(self, learn: Learner) -> None:
+        if self._valid is not None:
+            columns = zip(self.valid_columns, self._valid, strict=True)
+            self.valid_values = {name: acc.mean() for name, acc in columns}
+        self._valid = None
+
+    def after_epoch(self, learn: Learner) -> None:
+        k = self._epoch_start
+        row = {
+            "epoch": learn.epoch,
+            "train_loss": weighted_mean(self._train.parts[k:], self._train.counts[k:]),
+        }
+        row.update({name: self.valid_values.get(name, math.nan) for name in self.valid_columns})
+        row["time"] = time.perf_counter() - self._start if self._start is not None else math.nan
+        self.history.append(row)
+
+    def plot_loss(self, skip_start: int = 5, with_valid: bool = True):
+        """Training loss per batch (and validation loss per epoch) as a matplotlib Figure."""
+        from ..plots import plot_loss
+
+        return plot_loss(self, skip_start, with_valid)
+
+
+def weighted_mean(values: list[torch.Tensor], counts: list[int]) -> float:
+    """The mean of per-batch values weighted by batch size (NaN when there are none)."""
+    if not values:
+        return math.nan
+    weights = torch.tensor(counts, dtype=torch.float64)
+    return float((torch.stack(values).double().cpu() * weights).sum() / weights.sum())
+
+
+class _Mean:
+    """Per-batch values and batch sizes, kept as tensors until read: no device sync per batch."""
+
+    def __init__(self) -> None:
+        self.parts: list[torch.Tensor] = []
+        self.counts: list[int] = []
+
+    def add(self, value: torch.Tensor, n: int) -> None:
+        self.parts.append(value)
+        self.counts.append(n)
+
+    def mean(self) -> float:
+        return weighted_mean(self.parts, self.counts)
+
+
+class CSVLogger(Callback):
+    """Writes the history to a CSV file after every epoch (whole file, replaced atomically)."""
+
+    order = 65
+    in_lr_find = False
+
+    def __init__(self, path: str | Path = "history.csv") -> None:
+        self.path = Path(path)
+
+    def after_epoch(self, learn: Learner) -> None:
+        write_history(learn.recorder, self.path)
+
+
+def write_history(recorder: Recorder, path: str | Path) -> Path:
+    """The recorder's epoch rows as CSV (`.csv`) or JSON (`.json`, with per-batch losses and lrs)."""
+    path = Path(path)
+    if path.suffix.lower() == ".json":
+        text = json.dumps(
+            {"epochs": recorder.history, "batch_losses": recorder.losses, "batch_lrs": recorder.lrs},
+            indent=1,
+        )
+    else:
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=recorder.names, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(recorder.history)
+        text = buf.getvalue()
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+    return path

@@ -1,0 +1,53 @@
+"""Skipping what is learned: later epochs train only on the examples not yet mastered."""
+
+import torch
+
+from ..errors import DigitlearnError
+from .events import Callback, Learner
+
+
+class SkipLearned(Callback):
+    """From epoch `start` on, trains only on the examples the model was not yet sure of.
+
+    While training, it notes each example's probability of its true class as the model saw it
+    (from the predictions the loss is computed on anyway: no extra pass). After each epoch from
+    `start - 1` on, the next epoch draws only from the examples noted below `threshold`, so
+    later epochs revisit the mistakes and near-misses instead of the digits already mastered:
+    after one epoch of MNIST that is about a quarter of the data. Needs a DataLoader that takes
+    a `subset`, as digitlearn's does.
+    """
+
+    order = 56  # after the loss, before anything that ends the epoch
+    in_lr_find = False
+
+    def __init__(self, threshold: float = 0.9, start: int = 1) -> None:
+        if not 0 < threshold <= 1:
+            raise DigitlearnError(f"SkipLearned's threshold is a probability in (0, 1], not {threshold!r}")
+        self.threshold, self.start = threshold, start
+        self.sure: torch.Tensor | None = None
+        self.sizes: list[int] = []  # examples each epoch trained on
+
+    def before_fit(self, learn: Learner) -> None:
+        dl = learn.dls.train
+        dl.subset = None
+        self.sure = torch.zeros(dl.n, dtype=torch.bool, device=dl.device)  # none seen yet
+        self.sizes = []
+
+    def after_loss(self, learn: Learner) -> None:
+        if learn.training:
+            with torch.no_grad():
+                probs = learn.probabilities(learn.preds.detach())
+                p_true = probs.gather(1, learn.yb.reshape(-1, 1).long()).squeeze(1)
+            self.sure[learn.dl.indices] = p_true >= self.threshold
+
+    def after_train(self, learn: Learner) -> None:
+        dl = learn.dls.train
+        self.sizes.append(dl.n_items)
+        if learn.epoch + 1 >= self.start:
+            dl.subset = torch.nonzero(~self.sure).flatten()
+
+    def after_fit(self, learn: Learner) -> None:
+        learn.dls.train.subset = None  # the loader is whole again for whatever comes next
+
+    def __repr__(self) -> str:
+        return f"SkipLearned(threshold={self.threshold}, start={self.start})"

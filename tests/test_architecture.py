@@ -1,0 +1,98 @@
+"""The package's shape: no module imports, however indirectly, the module importing it.
+
+Every `import` counts: at the top of a module, inside a function, or under TYPE_CHECKING. A cycle
+means two modules that cannot be read, changed or tested apart.
+"""
+
+import ast
+from pathlib import Path
+
+import digitlearn
+
+PACKAGE = Path(digitlearn.__file__).parent
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imports(path: Path) -> set[str]:
+    """The digitlearn modules `path` imports, resolved to their full names."""
+    name = module_name(path)
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names if a.name.startswith("digitlearn")}
+        elif isinstance(node, ast.ImportFrom):
+            base = package.split(".")
+            if node.level:
+                base = base[: len(base) - node.level + 1]
+                target = ".".join([*base, *([node.module] if node.module else [])])
+            else:
+                target = node.module or ""
+            if not target.startswith("digitlearn"):
+                continue
+            for alias in node.names:  # `from . import x` may name a module
+                sub = f"{target}.{alias.name}"
+                found.add(sub if (PACKAGE.parent / (sub.replace(".", "/") + ".py")).exists() else target)
+    found.discard(name)
+    return found
+
+
+def graph() -> dict[str, set[str]]:
+    modules = {module_name(p): p for p in PACKAGE.rglob("*.py")}
+    edges = {name: imports(path) for name, path in modules.items()}
+    for name, deps in edges.items():
+        # importing a subpackage's module from outside it runs the subpackage's __init__ first
+        for dep in list(deps):
+            parent = dep.rpartition(".")[0]
+            if parent != "digitlearn" and not name.startswith(parent + "."):
+                deps.add(parent)
+    return {n: {m for m in e if m in modules and m != n} for n, e in edges.items()}
+
+
+def find_cycle(edges: dict[str, set[str]]) -> list[str] | None:
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    path: list[str] = []
+
+    def visit(n: str) -> list[str] | None:
+        state[n] = 1
+        path.append(n)
+        for m in sorted(edges[n]):
+            if state.get(m) == 1:
+                return [*path[path.index(m) :], m]
+            if m not in state and (cycle := visit(m)):
+                return cycle
+        state[n] = 2
+        path.pop()
+        return None
+
+    for n in sorted(edges):
+        if n not in state and (cycle := visit(n)):
+            return cycle
+    return None
+
+
+def test_no_module_imports_itself_through_others():
+    assert find_cycle(graph()) is None, " -> ".join(find_cycle(graph()))
+
+
+def test_the_cycle_finder_finds_cycles():
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b"}, "b": set()}) is None
+
+
+def test_callbacks_do_not_depend_on_the_loop():
+    loop = {"digitlearn.training", "digitlearn.training.learner"}
+    callbacks = [n for n in graph() if n.startswith("digitlearn.training.") and n not in loop]
+    assert len(callbacks) >= 10
+    for name in callbacks:
+        assert not loop & graph()[name], name
+
+
+def test_an_import_through_a_subpackage_counts_its_init():
+    edges = graph()
+    assert "digitlearn.training" in edges["digitlearn.recipes"]  # recipes builds Learners
+    assert "digitlearn.training" not in edges["digitlearn.training.augment"]  # inside: no
