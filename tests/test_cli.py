@@ -351,7 +351,7 @@ def test_recipe_flags_reach_the_recipe(tmp_path):
     [
         (
             ["--model", "mlp", "--augment"],
-            "augmentation works on images: use it with cnn, lenet or resnet, not mlp",
+            "augmentation works on images: use it with lenet, cnn, resnet, not mlp",
         ),
         (["--label-smoothing", "0.1"], "label smoothing goes with cross_entropy (--loss ce), not mnist_loss"),
         (["--device", "tpu9"], "unknown device 'tpu9' (use auto, cpu or cuda)"),

@@ -5,7 +5,8 @@ import torch
 from torch import nn
 
 from digitlearn import DigitlearnError, init_params, linear1, mlp, simple_net
-from digitlearn.models import ResBlock, build_model, cnn, lenet, n_params, resnet
+from digitlearn.models import build_model, cnn, lenet, resnet
+from digitlearn.models.layers import ResBlock, n_params
 
 
 def test_init_params():

@@ -10,8 +10,9 @@ from torch import nn
 
 from digitlearn import Callback, DigitlearnError, cross_entropy, load_dataset
 from digitlearn.data import Dataset, Split
-from digitlearn.models import ResBlock
-from digitlearn.recipes import MODEL_INPUTS, MODEL_RECIPES, RECIPES, Recipe, recipe_for
+from digitlearn.models import MODELS
+from digitlearn.models.layers import ResBlock
+from digitlearn.recipes import MODEL_RECIPES, RECIPES, Recipe, recipe_for
 from digitlearn.training import Augment, MixedPrecision
 
 from .conftest import make_folder
@@ -47,7 +48,7 @@ def test_recipe_for_and_overrides():
     with pytest.raises(DigitlearnError, match="unknown recipe 'slow' \\(known: fast, best\\)"):
         recipe_for("slow", None)
     assert json.loads(json.dumps(RECIPES["best"].to_dict()))["channels"] == [12, 48]
-    assert set(MODEL_RECIPES) == set(MODEL_INPUTS)
+    assert set(MODEL_RECIPES) == set(MODELS)
 
 
 def test_chapter_models_keep_the_chapters_settings():
@@ -99,7 +100,7 @@ def test_the_fast_recipe_skips_learned_examples_and_validates_once(tmp_path):
 
 def test_learners_for_each_model(tmp_path):
     ds = load_dataset(make_folder(tmp_path / "ds", classes=("a", "b", "c"), n=4, size=16))
-    for name, flat in MODEL_INPUTS.items():
+    for name, flat in ((n, s.takes_flat) for n, s in MODELS.items()):
         learn = MODEL_RECIPES[name].learner(ds, progress=False)
         xb, _ = learn.dls.train.one_batch()
         assert (xb.ndim == 2) == flat, name
@@ -118,7 +119,7 @@ def test_learners_for_each_model(tmp_path):
         isinstance(cb, MixedPrecision) for cb in RECIPES["fast"].updated(precision="fp32").learner(ds).cbs
     )
     with pytest.raises(
-        DigitlearnError, match="augmentation works on images: use it with cnn, lenet or resnet, not mlp"
+        DigitlearnError, match="augmentation works on images: use it with lenet, cnn, resnet, not mlp"
     ):
         MODEL_RECIPES["mlp"].updated(augment=True).learner(ds)
     with pytest.raises(DigitlearnError, match="unknown precision 'fp8'"):

@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING
 from . import __version__
 from .errors import DigitlearnError
 from .files import atomic_dir, atomic_path
-from .recipes import MODEL_INPUTS, MODEL_RECIPES, RECIPES, Recipe, recipe_for
+from .models import MODELS
+from .recipes import MODEL_RECIPES, RECIPES, Recipe, recipe_for
 
 if TYPE_CHECKING:
     from .data import Dataset
@@ -237,7 +238,7 @@ def _describe(recipe: Recipe, learn: Learner) -> str:
 def cmd_train(args: argparse.Namespace) -> int:
     import torch
 
-    from .models import n_params
+    from .models.layers import n_params
     from .plots import plot_history, save_figure
     from .training import MixedPrecision, write_history
 
@@ -308,15 +309,15 @@ def cmd_lr_find(args: argparse.Namespace) -> int:
 
 
 def cmd_recipes(args: argparse.Namespace) -> int:
-    # settings only some models use
-    only = {"hidden": ("mlp", "lenet"), "channels": ("cnn", "lenet", "resnet"), "init_std": ("linear",)}
+    # a setting some model takes as an option is shown only for those models
+    options = {k for spec in MODELS.values() for k in spec.options}
 
     def show(name: str, recipe: Recipe) -> None:
         settings = " ".join(
             f"{k}={v}"
             for k, v in recipe.to_dict().items()
             if v is not None
-            and recipe.model in only.get(k, (recipe.model,))
+            and (k not in options or k in recipe.spec.options)
             and (k != "sqr_mom" or recipe.opt == "adam")
         )
         print(f"  {name:<11} {recipe.about}\n  {'':<11} {settings}")
@@ -336,7 +337,7 @@ COMPARED = ("baseline", "linear", "mlp", "lenet")
 
 def _models(text: str) -> list[str]:
     names = [n.strip() for n in text.split(",") if n.strip()]
-    known = ("baseline", *MODEL_INPUTS, *RECIPES)
+    known = ("baseline", *MODELS, *RECIPES)
     bad = [n for n in names if n not in known]
     if not names or bad:
         raise argparse.ArgumentTypeError(f"{text!r}: choose from {', '.join(known)}")
@@ -345,7 +346,7 @@ def _models(text: str) -> list[str]:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     from .baseline import PixelSimilarity
-    from .models import n_params
+    from .models.layers import n_params
 
     ds = _load(args)
     print(
@@ -610,9 +611,7 @@ def build_parser() -> argparse.ArgumentParser:
         data_args(q)
         device_args(q)
         q.add_argument("--recipe", choices=list(RECIPES), help="a named recipe (see `digitlearn recipes`)")
-        q.add_argument(
-            "--model", choices=list(MODEL_INPUTS), help="default: the recipe's model, else simple_net"
-        )
+        q.add_argument("--model", choices=list(MODELS), help="default: the recipe's model, else simple_net")
         q.add_argument("--hidden", type=_sizes, help="mlp/lenet hidden layer sizes, e.g. 200,100")
         q.add_argument("--init-std", type=_positive(float), help="linear: std of the initial weights")
         q.add_argument("--channels", type=_sizes, help="cnn/lenet/resnet channels per stage, e.g. 16,32,64")

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from typing import TYPE_CHECKING
 
 from .errors import DigitlearnError
+from .models import MODELS, ModelSpec
 
 # The tables below are what the command line offers, and they need no torch: what builds a
 # Learner imports it when called, so `digitlearn --help` and `digitlearn recipes` answer at once.
@@ -43,8 +44,9 @@ class Recipe:
     normalize: bool = False  # inputs scaled to mean 0, std 1 by the training pixels' statistics
     precision: str = "fp32"  # fp32, bf16, or auto (bf16 where the hardware runs it fast)
     init_std: float = 1.0  # linear: weights and bias start as randn * init_std (the chapter's 1.0)
-    hidden: tuple[int, ...] | None = None  # mlp and lenet hidden layers (None: the model's default)
-    channels: tuple[int, ...] | None = None  # cnn, lenet and resnet (None: the model's default)
+    # layer sizes, for the models whose registration lists them as options (None: its default)
+    hidden: tuple[int, ...] | None = None  # hidden linear layers
+    channels: tuple[int, ...] | None = None  # channels per convolutional stage
     skip_learned: float = 0.0  # > 0: after the first epoch, train only on examples whose true class
     # the model gave a probability below this when it last saw them (see callbacks.SkipLearned)
     validate: str = "each"  # each: after every epoch; last: after the last epoch only
@@ -72,7 +74,8 @@ class Recipe:
         """The loss this recipe trains `n_classes` classes with."""
         from .losses import LOSSES, cross_entropy
 
-        name = self.loss or ("mnist_loss" if n_classes == 2 and MODEL_INPUTS[self.model] else "cross_entropy")
+        one_output = n_classes == 2 and self.spec.takes_flat  # the chapter's models, on two classes
+        name = self.loss or ("mnist_loss" if one_output else "cross_entropy")
         if name not in LOSSES:
             raise DigitlearnError(f"unknown loss {name!r} (known: {', '.join(LOSSES)})")
         if name != "cross_entropy" and n_classes != 2:
@@ -85,24 +88,17 @@ class Recipe:
             return functools.partial(cross_entropy, label_smoothing=self.label_smoothing)
         return LOSSES[name]
 
+    @property
+    def spec(self) -> ModelSpec:
+        """The registered model this recipe trains."""
+        if self.model not in MODELS:
+            raise DigitlearnError(f"unknown model {self.model!r} (known: {', '.join(MODELS)})")
+        return MODELS[self.model]
+
     def model_for(self, ds: Dataset, n_out: int) -> torch.nn.Module:
         """A fresh model of this recipe's kind, sized for `ds` and `n_out` outputs."""
-        from .models import ARCHS
-
         h, w = ds.train.x.shape[1:]
-        if self.model in ("cnn", "lenet"):
-            kwargs = {"in_size": (h, w)}
-        elif self.model == "resnet":
-            kwargs = {}
-        else:
-            kwargs = {"n_in": h * w}
-            if self.model == "linear":
-                kwargs["std"] = self.init_std
-        if self.hidden and self.model in ("mlp", "lenet"):
-            kwargs["hidden"] = self.hidden
-        if self.channels and self.model in ("cnn", "lenet", "resnet"):
-            kwargs["channels"] = self.channels
-        return ARCHS[MODEL_ARCHS[self.model]](n_out=n_out, **kwargs)
+        return self.spec.build(n_out, (h, w), asdict(self))
 
     def learner(self, ds: Dataset, seed: int = 42, device: str = "auto", progress: bool = True) -> Learner:
         """The Learner this recipe describes for `ds`, on `device`, seeded before anything random."""
@@ -115,16 +111,15 @@ class Recipe:
         from .optim import SGD, Adam
         from .training import Augment, Learner, SkipLearned, ValidateAtEnd
 
-        if self.augment and MODEL_INPUTS[self.model]:
-            raise DigitlearnError(
-                f"augmentation works on images: use it with cnn, lenet or resnet, not {self.model}"
-            )
+        if self.augment and self.spec.takes_flat:
+            images = ", ".join(name for name, spec in MODELS.items() if not spec.takes_flat)
+            raise DigitlearnError(f"augmentation works on images: use it with {images}, not {self.model}")
         if self.validate not in ("each", "last"):
             raise DigitlearnError(f"unknown validate setting {self.validate!r} (known: each, last)")
         loss = self.loss_func(len(ds.classes))
         n_out = 1 if loss in (LOSSES["mnist_loss"], LOSSES["bce_loss"]) else len(ds.classes)
         set_seed(seed)
-        flat = MODEL_INPUTS[self.model]
+        flat = self.spec.takes_flat
         dls = ds.dataloaders(bs=self.bs, flat=flat, normalize=self.normalize)
         target = pick_device(device)
         model = self.model_for(ds, n_out)
@@ -167,46 +162,10 @@ class Recipe:
             learn.fit(self.epochs, self.lr)
 
 
-# the architecture each model name builds, and whether it takes flat rows (True) or (1, H, W) images
-MODEL_ARCHS = {
-    "linear": "linear1", "simple_net": "simple_net", "mlp": "mlp", "cnn": "cnn", "lenet": "lenet",
-    "resnet": "resnet",
-}  # fmt: skip
-MODEL_INPUTS = {
-    "linear": True, "simple_net": True, "mlp": True, "cnn": False, "lenet": False, "resnet": False
-}  # fmt: skip
+# each model's default recipe, as its registration gives it
+MODEL_RECIPES = {name: Recipe(name, **spec.recipe) for name, spec in MODELS.items()}
 
-_CNN = Recipe(
-    "cnn",
-    epochs=3,
-    lr=0.01,
-    opt="adam",
-    bs=256,
-    one_cycle=True,
-    normalize=True,
-    precision="auto",
-    channels=(16, 32, 64),
-    about="the strided CNN with batch norm (34k parameters): 3 epochs of one-cycle AdamW at up to "
-    "lr 0.01, batch 256",
-)
-_FAST = Recipe(
-    "lenet",
-    epochs=3,
-    lr=0.01,
-    opt="adam",
-    mom=0.7,
-    sqr_mom=0.9,
-    bs=256,
-    one_cycle=True,
-    normalize=True,
-    channels=(8, 32),
-    hidden=(128,),
-    skip_learned=0.9,
-    validate="last",
-    about="quickest route to 99.0% on MNIST: a LeNet-style CNN (106k parameters), one epoch of all the "
-    "examples, then two of those it was not yet sure of (p < 0.9: about a quarter, then a thirtieth); "
-    "one-cycle AdamW at up to lr 0.01, betas (0.7, 0.9), batch 256, validated at the end",
-)
+_FAST = MODEL_RECIPES["lenet"]
 # best: the fast recipe's net wider, trained on every example each epoch, augmented and
 # label-smoothed (skipping learned examples and augmenting do not mix: the subset shrinks to a
 # few hundred hard cases that it then overfits)
@@ -224,45 +183,6 @@ _BEST = replace(
     "validated at the end",
 )
 RECIPES = {"fast": _FAST, "best": _BEST}
-
-
-MODEL_RECIPES = {
-    "linear": Recipe(
-        "linear",
-        epochs=20,
-        lr=1.0,
-        init_std=0.01,
-        about="the chapter's linear1 and plain SGD at lr 1.0 for 20 epochs, started at std 0.01 "
-        "(the chapter's std 1.0 makes ten classes' first outputs far from uniform: 0.916 on MNIST, "
-        "not 0.924)",
-    ),
-    "simple_net": Recipe(
-        "simple_net", epochs=40, lr=0.1, about="the chapter's simple_net: plain SGD at lr 0.1 for 40 epochs"
-    ),
-    "mlp": Recipe(
-        "mlp",
-        epochs=3,
-        lr=5e-3,
-        opt="adam",
-        one_cycle=True,
-        wd=0.01,
-        hidden=(512, 256),
-        validate="last",
-        about="two hidden layers, 3 epochs of one-cycle AdamW at up to lr 0.005, validated at the end",
-    ),
-    "cnn": _CNN,
-    "lenet": replace(_FAST, about="the fast recipe"),
-    "resnet": replace(
-        _CNN,
-        model="resnet",
-        epochs=5,
-        channels=None,
-        label_smoothing=0.1,
-        augment=True,
-        about="the compact ResNet (304k parameters): 5 epochs of one-cycle AdamW at up to lr 0.01, "
-        "augmented, label smoothing 0.1",
-    ),
-}
 
 
 def recipe_for(name: str | None, model: str | None) -> Recipe:

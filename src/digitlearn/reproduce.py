@@ -29,7 +29,8 @@ from .interpret import Interpretation
 from .loaders import DataLoader
 from .losses import mnist_loss
 from .metrics import batch_accuracy
-from .models import linear1, n_params, simple_net
+from .models import linear1, simple_net
+from .models.layers import n_params
 from .optim import SGD, BasicOptim
 from .plots import image_grid, plot_curve, plot_fits, plot_functions, plot_pixels, plot_training
 from .recipes import MODEL_RECIPES
