@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from digitlearn import load_model
+from digitlearn import Callback, Learner, load_model
 from digitlearn.cli import main
 
 from .conftest import make_folder
@@ -385,6 +385,23 @@ def test_compare_prints_one_table(tmp_path, capsys):
     assert main(["compare", "--data", str(root), "--models", "baseline", "--json"]) == 0
     data = json.loads(capsys.readouterr().out.split("\n", 2)[2])
     assert data["results"][0]["model"] == "baseline" and 0 <= data["results"][0]["accuracy"] <= 1
+
+
+def test_ctrl_c_in_the_first_epoch_of_compare_is_one_line(tmp_path, monkeypatch, capsys):
+    """Ctrl-C before any epoch has ended leaves no history row: compare says so, it does not crash."""
+    root = make_folder(tmp_path / "ds", classes=("a", "b", "c"), n=6)
+    fit = Learner.fit
+
+    class CtrlC(Callback):  # the user presses Ctrl-C during the first batch
+        def after_pred(self, learn):
+            if learn.training and learn.iter == 0:
+                os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(Learner, "fit", lambda self, n, lr=None, cbs=(): fit(self, n, lr, [*cbs, CtrlC()]))
+    assert main(["compare", "--data", str(root), "--models", "baseline,linear"]) == 130
+    out, err = capsys.readouterr()
+    assert "interrupted at epoch 0, batch 0" in err and err.endswith("digitlearn: interrupted\n")
+    assert "  baseline   accuracy" in out and "linear" not in out.split("\n", 1)[1]
 
 
 def test_compare_rejects_unknown_models(capsys):

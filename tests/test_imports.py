@@ -11,8 +11,9 @@ import sys
 import pytest
 
 import digitlearn
-from digitlearn import cli
 from digitlearn.baseline import DISTANCES
+from digitlearn.cli import baseline as baseline_command
+from digitlearn.cli import shared
 from digitlearn.losses import LOSSES
 
 HEAVY = ("torch", "numpy", "PIL", "matplotlib", "scipy", "safetensors", "fastapi", "uvicorn", "jinja2")
@@ -61,5 +62,5 @@ def test_every_public_name_resolves_and_is_listed():
 
 def test_the_parser_offers_the_names_the_modules_know():
     # the command line keeps its own copies of these names, so that building it needs no torch
-    assert set(cli.DISTANCES) == set(DISTANCES)
-    assert set(cli.LOSS_NAMES.values()) == set(LOSSES)
+    assert set(baseline_command.DISTANCES) == set(DISTANCES)
+    assert set(shared.LOSS_NAMES.values()) == set(LOSSES)

@@ -111,7 +111,7 @@ def test_parallel_decoding_matches_serial(tmp_path, monkeypatch):
     serial = load_dataset(root)
     for cache in root.glob(".digitlearn-cache-*"):
         cache.unlink()
-    monkeypatch.setattr("digitlearn.readers.CHUNK", 3)  # many chunks: the process pool runs
+    monkeypatch.setattr("digitlearn.readers.IMAGES_PER_TASK", 3)  # many chunks: the process pool runs
     monkeypatch.setattr("digitlearn.readers._workers", lambda: 2)
     parallel = load_dataset(root)
     assert torch.equal(serial.train.x, parallel.train.x) and serial.valid.names == parallel.valid.names
@@ -121,7 +121,7 @@ def test_corrupt_image_is_named_in_parallel_too(tmp_path, monkeypatch):
     root = make_folder(tmp_path / "ds", n=4)
     bad = root / "valid" / "7" / "2.png"
     bad.write_bytes(bad.read_bytes()[:40])  # truncated
-    monkeypatch.setattr("digitlearn.readers.CHUNK", 3)
+    monkeypatch.setattr("digitlearn.readers.IMAGES_PER_TASK", 3)
     monkeypatch.setattr("digitlearn.readers._workers", lambda: 2)
     with pytest.raises(DataError, match=r"cannot read image .*valid/7/2\.png"):
         load_dataset(root)

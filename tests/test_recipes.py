@@ -12,7 +12,7 @@ from digitlearn import Callback, DigitlearnError, cross_entropy, load_dataset
 from digitlearn.data import Dataset, Split
 from digitlearn.models import MODELS
 from digitlearn.models.layers import ResBlock
-from digitlearn.recipes import MODEL_RECIPES, RECIPES, Recipe, recipe_for
+from digitlearn.recipes import RECIPES, Recipe, default_recipe, recipe_for
 from digitlearn.training import Augment, MixedPrecision
 
 from .conftest import make_folder
@@ -36,7 +36,7 @@ def blob_dataset(n_classes: int = 4, n: int = 128, size: int = 16, seed: int = 0
 
 
 def test_recipe_for_and_overrides():
-    assert recipe_for(None, None) is MODEL_RECIPES["simple_net"]
+    assert recipe_for(None, None) == default_recipe("simple_net")
     assert recipe_for("fast", None) is RECIPES["fast"] and recipe_for("fast", "lenet") is RECIPES["fast"]
     other = recipe_for("best", "resnet")
     assert other.model == "resnet" and other.channels is None and other.epochs == RECIPES["best"].epochs
@@ -48,12 +48,14 @@ def test_recipe_for_and_overrides():
     with pytest.raises(DigitlearnError, match="unknown recipe 'slow' \\(known: fast, best\\)"):
         recipe_for("slow", None)
     assert json.loads(json.dumps(RECIPES["best"].to_dict()))["channels"] == [12, 48]
-    assert set(MODEL_RECIPES) == set(MODELS)
+    assert all(default_recipe(m).spec is MODELS[m] for m in MODELS)
+    with pytest.raises(DigitlearnError, match="unknown model 'svm'"):
+        default_recipe("svm")
 
 
 def test_chapter_models_keep_the_chapters_settings():
-    assert (MODEL_RECIPES["simple_net"].epochs, MODEL_RECIPES["simple_net"].lr) == (40, 0.1)
-    linear = MODEL_RECIPES["linear"]
+    assert (default_recipe("simple_net").epochs, default_recipe("simple_net").lr) == (40, 0.1)
+    linear = default_recipe("linear")
     assert (linear.epochs, linear.lr, linear.opt, linear.one_cycle) == (20, 1.0, "sgd", False)
 
 
@@ -101,7 +103,7 @@ def test_the_fast_recipe_skips_learned_examples_and_validates_once(tmp_path):
 def test_learners_for_each_model(tmp_path):
     ds = load_dataset(make_folder(tmp_path / "ds", classes=("a", "b", "c"), n=4, size=16))
     for name, flat in ((n, s.takes_flat) for n, s in MODELS.items()):
-        learn = MODEL_RECIPES[name].learner(ds, progress=False)
+        learn = default_recipe(name).learner(ds, progress=False)
         xb, _ = learn.dls.train.one_batch()
         assert (xb.ndim == 2) == flat, name
         assert learn.model(xb).shape == (len(xb), 3), name
@@ -121,7 +123,7 @@ def test_learners_for_each_model(tmp_path):
     with pytest.raises(
         DigitlearnError, match="augmentation works on images: use it with lenet, cnn, resnet, not mlp"
     ):
-        MODEL_RECIPES["mlp"].updated(augment=True).learner(ds)
+        default_recipe("mlp").updated(augment=True).learner(ds)
     with pytest.raises(DigitlearnError, match="unknown precision 'fp8'"):
         RECIPES["fast"].updated(precision="fp8").learner(ds)
     with pytest.raises(DigitlearnError, match="unknown validate setting 'never'"):

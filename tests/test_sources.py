@@ -281,14 +281,14 @@ def test_registry_lists_official_sources():
 
 
 def test_home_defaults_to_user_cache(monkeypatch, tmp_path):
-    from digitlearn.sources import home
+    from digitlearn.sources import cache_home
 
     monkeypatch.delenv("DIGITLEARN_HOME")
     monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
     monkeypatch.setenv("HOME", str(tmp_path))
-    assert home() == tmp_path / ".cache" / "digitlearn"
+    assert cache_home() == tmp_path / ".cache" / "digitlearn"
     os.environ["DIGITLEARN_HOME"] = "~/x"
-    assert home() == tmp_path / "x"
+    assert cache_home() == tmp_path / "x"
 
 
 def test_download_without_urls(offline):

@@ -115,6 +115,17 @@ class Interpretation:
             rows.append({"class": c, "precision": precision, "recall": recall, "f1": f1, "support": int(na)})
         return rows
 
+    def summary(self) -> dict:
+        """The figures as plain data: images, accuracy, per-class scores, the confusion matrix
+        (rows: actual, columns: predicted) and the most confused pairs."""
+        return {
+            "images": len(self.targets),
+            "accuracy": self.accuracy,
+            "per_class": self.per_class(),
+            "confusion_matrix": self.confusion_matrix().tolist(),
+            "most_confused": [{"actual": a, "predicted": p, "count": n} for a, p, n in self.most_confused()],
+        }
+
     def top_losses(self, k: int = 9) -> tuple[torch.Tensor, torch.Tensor]:
         """The `k` largest losses and the indices of their items, largest first."""
         return self.losses.topk(min(k, len(self.targets)))

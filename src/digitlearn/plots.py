@@ -153,6 +153,33 @@ def plot_lr_find(lrs: list[float], losses: list[float], suggestion: float | None
     return fig
 
 
+def plot_predicted(files: list, results: list) -> Figure:
+    """`Predictor.predict_many`'s results for `files` (paths), each file above its prepared input,
+    titled with the prediction ("no result" where the file could not be read or held no digit)."""
+    import numpy as np
+    from PIL import Image
+
+    from .preprocess import open_image, to_gray
+
+    viewable = ("1", "L", "LA", "P", "PA", "RGB", "RGBA")  # Pillow modes matplotlib draws as they are
+    originals = []
+    for file in files:
+        try:
+            img = open_image(file)
+        except DigitlearnError:
+            originals.append(None)
+            continue
+        # 16-bit and float images have no RGB view of their own: show their gray levels
+        originals.append(img if img.mode in viewable else Image.fromarray(np.uint8(255 * to_gray(img))))
+    found = [not isinstance(r, DigitlearnError) for r in results]
+    titles = [
+        f"{Path(f).name}\n" + (f"{r.label} ({r.probability:.2f})" if ok else "no result")
+        for f, r, ok in zip(files, results, found, strict=True)
+    ]
+    inputs = [r.input if ok else None for r, ok in zip(results, found, strict=True)]
+    return plot_predictions(originals, inputs, titles)
+
+
 def plot_predictions(originals: list, inputs: list[torch.Tensor | None], titles: list[str]) -> Figure:
     """Each image as given (top row) above the 28x28 input the model saw and its prediction.
 

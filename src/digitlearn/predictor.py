@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .data import InputFormat
+from .data import Dataset, InputFormat
 from .device import pick_device
 from .errors import DigitlearnError
 from .losses import LOSSES, probabilities
@@ -79,6 +79,22 @@ class Predictor:
     @property
     def size(self) -> tuple[int, int]:
         return (self.input_format.height, self.input_format.width)
+
+    @property
+    def trained_on(self) -> str | None:
+        """The data the run was trained on, as `digitlearn train --data` named it (if it says)."""
+        return (self.config.get("train") or {}).get("data")
+
+    def check_data(self, ds: Dataset, name: str) -> None:
+        """Refuse, in one line, data whose classes or image size are not this model's."""
+        where = self.path or "the model"
+        if list(ds.classes) != self.classes:
+            ours, theirs = ", ".join(self.classes), ", ".join(ds.classes)
+            raise DigitlearnError(f"{where} was trained on classes {ours}, but {name} has {theirs}")
+        if tuple(ds.train.x.shape[1:]) != self.size:
+            h, w = self.size
+            got = "x".join(map(str, ds.train.x.shape[1:]))
+            raise DigitlearnError(f"{name} has {got} images, the model takes {h}x{w}: add --size {h}x{w}")
 
     def prepare(self, source: ImageSource) -> torch.Tensor:
         """An image file, bytes or picture as the (H, W) float input in [0, 1] this model takes."""

@@ -30,14 +30,14 @@ from tqdm.auto import tqdm
 
 from .errors import DataError
 from .files import atomic_dir, atomic_path
-from .sources import ARCHIVE_SUFFIXES, extract_archive, home
+from .sources import ARCHIVE_SUFFIXES, cache_home, extract_archive
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 SPLIT_LAYOUTS = (("train", "valid"), ("training", "testing"), ("train", "test"))
 IDX_NAME = re.compile(r"^(train|t10k|test)-(images|labels)[.-]idx[13]-ubyte(\.gz)?$")
 IDX_MAGIC = {"images": 2051, "labels": 2049}
 CACHE_FORMAT = "digitlearn-cache-1"
-CHUNK = 2048  # images per decoding task: big enough to hide the pool's overhead
+IMAGES_PER_TASK = 2048  # big enough to hide the pool's overhead
 
 # (x uint8 (N, H, W), y int64 (N,), item names); readers return one per split: "train", "valid"
 SplitArrays = tuple[torch.Tensor, torch.Tensor, list[str]]
@@ -102,7 +102,7 @@ def decode_images(paths: list[str], size: Size | None = None, desc: str = "decod
     """
     if not paths:
         return torch.empty(0, *(size or (0, 0)), dtype=torch.uint8)
-    tasks = [(paths[i : i + CHUNK], size) for i in range(0, len(paths), CHUNK)]
+    tasks = [(paths[i : i + IMAGES_PER_TASK], size) for i in range(0, len(paths), IMAGES_PER_TASK)]
     n_workers = min(_workers(), len(tasks))
     if n_workers > 1:
         # fork is cheap and the workers need nothing but PIL and NumPy
@@ -180,7 +180,7 @@ def read_image_folder(
     tag = "native" if size is None else f"{size[0]}x{size[1]}"
     places = [
         root / f".digitlearn-cache-{tag}.safetensors",
-        home() / "cache" / f"{hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:16]}"
+        cache_home() / "cache" / f"{hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:16]}"
         f"-{tag}.safetensors",
     ]
     for place in places:
@@ -338,7 +338,7 @@ def _extracted(archive: Path) -> Path:
     st = archive.stat()
     key = hashlib.sha256(f"{archive.resolve()} {st.st_size} {st.st_mtime_ns}".encode()).hexdigest()
     stem = re.sub(r"(\.tar\.gz|\.tgz|\.tar|\.zip)$", "", archive.name, flags=re.I)
-    target = home() / "extracted" / f"{stem}-{key[:12]}"
+    target = cache_home() / "extracted" / f"{stem}-{key[:12]}"
     if not target.is_dir():
         with atomic_dir(target) as staging:
             extract_archive(archive, staging)

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from typing import TYPE_CHECKING
 
 from .errors import DigitlearnError
+from .jsondata import jsonable
 from .models import MODELS, ModelSpec
 
 # The tables below are what the command line offers, and they need no torch: what builds a
@@ -22,6 +23,10 @@ if TYPE_CHECKING:
 
     from .data import Dataset
     from .training import Learner
+
+
+# a sensible learning rate for each optimizer, when a recipe is switched to it
+OPTIMIZER_LR = {"sgd": 0.1, "adam": 1e-3}
 
 
 @dataclass(frozen=True)
@@ -53,12 +58,19 @@ class Recipe:
     about: str = ""
 
     def updated(self, **changes: object) -> Recipe:
-        """This recipe with the settings in `changes` that are not None replaced."""
+        """This recipe with the settings in `changes` that are not None replaced.
+
+        Another optimizer without a learning rate gets that optimizer's usual one (`OPTIMIZER_LR`):
+        the recipe's rate was chosen for its own optimizer.
+        """
         known = {f.name for f in fields(self)}
         unknown = sorted(set(changes) - known)
         if unknown:
             raise DigitlearnError(f"unknown recipe settings: {', '.join(unknown)}")
-        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+        changes = {k: v for k, v in changes.items() if v is not None}
+        if changes.get("opt", self.opt) != self.opt and "lr" not in changes:
+            changes["lr"] = OPTIMIZER_LR.get(changes["opt"], self.lr)
+        return replace(self, **changes)
 
     @property
     def momentum(self) -> float:
@@ -66,9 +78,10 @@ class Recipe:
         return self.mom if self.mom is not None else 0.9 if self.opt == "adam" else 0.0
 
     def to_dict(self) -> dict:
+        """The settings as JSON-ready data (without `about`)."""
         d = asdict(self)
         d.pop("about")
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
+        return jsonable(d)
 
     def loss_func(self, n_classes: int) -> Callable:
         """The loss this recipe trains `n_classes` classes with."""
@@ -162,10 +175,14 @@ class Recipe:
             learn.fit(self.epochs, self.lr)
 
 
-# each model's default recipe, as its registration gives it
-MODEL_RECIPES = {name: Recipe(name, **spec.recipe) for name, spec in MODELS.items()}
+def default_recipe(model: str) -> Recipe:
+    """The recipe `model` was registered with (see `models.register_model`)."""
+    if model not in MODELS:
+        raise DigitlearnError(f"unknown model {model!r} (known: {', '.join(MODELS)})")
+    return Recipe(model, **MODELS[model].recipe)
 
-_FAST = MODEL_RECIPES["lenet"]
+
+_FAST = default_recipe("lenet")
 # best: the fast recipe's net wider, trained on every example each epoch, augmented and
 # label-smoothed (skipping learned examples and augmenting do not mix: the subset shrinks to a
 # few hundred hard cases that it then overfits)
@@ -194,4 +211,4 @@ def recipe_for(name: str | None, model: str | None) -> Recipe:
         # another model under a named recipe keeps the recipe's schedule, not its layer sizes
         same = model in (None, recipe.model)
         return recipe if same else replace(recipe, model=model, channels=None, hidden=None)
-    return MODEL_RECIPES[model or "simple_net"]
+    return default_recipe(model or "simple_net")

@@ -20,6 +20,7 @@ from matplotlib.figure import Figure
 from . import __version__
 from .errors import DigitlearnError
 from .files import atomic_dir
+from .jsondata import jsonable
 from .reproduce import TOLERANCE, Reproduction
 
 # the report's sections of figures, in order: (title, figure names or name prefixes ending in "_")
@@ -116,7 +117,7 @@ def write_report(rep: Reproduction, out: str | Path) -> Path:
         (tmp / "figures").mkdir()
         for name, data in pngs.items():
             (tmp / "figures" / f"{name}.png").write_bytes(data)
-        (tmp / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+        (tmp / "results.json").write_text(json.dumps(jsonable(results), indent=2, allow_nan=False) + "\n")
         (tmp / "report.md").write_text(env.get_template("report.md.j2").render(context))
         (tmp / "report.html").write_text(env.get_template("report.html.j2").render(context))
     return out

@@ -26,6 +26,7 @@ from .baseline import PixelSimilarity, mnist_distance, rmse_distance
 from .data import Dataset, load_dataset
 from .device import set_seed
 from .interpret import Interpretation
+from .jsondata import jsonable
 from .loaders import DataLoader
 from .losses import mnist_loss
 from .metrics import batch_accuracy
@@ -33,7 +34,8 @@ from .models import linear1, simple_net
 from .models.layers import n_params
 from .optim import SGD, BasicOptim
 from .plots import image_grid, plot_curve, plot_fits, plot_functions, plot_pixels, plot_training
-from .recipes import MODEL_RECIPES
+from .recipes import default_recipe
+from .tables import table
 from .training import Learner, interactive
 
 TOLERANCE = 0.005  # how far below the chapter's accuracy a trained step may land and still pass
@@ -79,22 +81,13 @@ def status(checks: Iterable[Check]) -> int:
 
 def format_table(checks: list[Check]) -> str:
     """The checks as an aligned text table, step | chapter's figure | ours | ok, by section."""
-    header = ("step", "chapter's figure", "ours", "ok")
     rows = [(c.step, c.chapter, c.ours, "ok" if c.ok else "FAIL") for c in checks]
-    widths = [max(len(r[k]) for r in [header, *rows]) for k in range(4)]
-
-    def line(cells: tuple[str, ...]) -> str:
-        return "  ".join(f"{v:<{w}}" for v, w in zip(cells, widths, strict=True)).rstrip()
-
-    out, section = [line(header), line(tuple("-" * w for w in widths))], None
-    for check, row in zip(checks, rows, strict=True):
-        if check.section != section:
-            section = check.section
-            out.append(f"[{section}]")
-        out.append(line(row))
+    header = ("step", "chapter's figure", "ours", "ok")
+    lines = table(header, rows, align="<<<<", rule=True, sections=[c.section for c in checks])
     passed = sum(c.ok for c in checks)
-    out.append(f"{passed} of {len(checks)} checks passed" + ("" if passed == len(checks) else ": FAILED"))
-    return "\n".join(out)
+    return (
+        lines + f"\n{passed} of {len(checks)} checks passed" + ("" if passed == len(checks) else ": FAILED")
+    )
 
 
 @dataclass
@@ -399,7 +392,7 @@ def _resnet_sample(ctx: Context) -> None:
     # one epoch of one-cycle from scratch, at fastai's batch size; no augmentation or smoothing
     # (a ResNet of 16, 32 and 64 channels: half the time of 32, 64, 128 and as accurate on 3s and 7s)
     recipe = replace(
-        MODEL_RECIPES["resnet"], epochs=1, bs=64, augment=False, label_smoothing=0.0, channels=(16, 32, 64)
+        default_recipe("resnet"), epochs=1, bs=64, augment=False, label_smoothing=0.0, channels=(16, 32, 64)
     )
     learn = recipe.learner(ds, ctx.seed, ctx.device, progress=False)
     recipe.fit(learn)
@@ -437,7 +430,7 @@ def _full_baseline(ctx: Context) -> None:
 def _train_full(ctx: Context, name: str, beats: str = "", reach: float = 0.0, **changes: object) -> Learner:
     """Train `name` on full MNIST with its default recipe (with `changes`); it passes when it beats
     the model named `beats`, or, without one, when it reaches the accuracy `reach`."""
-    ds, recipe = ctx.data("mnist"), MODEL_RECIPES[name].updated(**changes)
+    ds, recipe = ctx.data("mnist"), default_recipe(name).updated(**changes)
     learn = recipe.learner(ds, ctx.seed, ctx.device, progress=False)
     recipe.fit(learn)
     title = f"{name} on MNIST ({n_params(learn.model):,} parameters, {recipe.epochs} epochs)"
@@ -493,7 +486,7 @@ class Reproduction:
 
     def to_json(self) -> dict:
         """Every figure, machine-readable (tensors as lists)."""
-        return _jsonable({
+        return jsonable({
             "passed": self.passed,
             "quick": self.quick,
             "seed": self.seed,
@@ -502,18 +495,6 @@ class Reproduction:
             "checks": [asdict(c) for c in self.checks],
             "results": self.results,
         })  # fmt: skip
-
-
-def _jsonable(v: object) -> object:
-    if isinstance(v, dict):
-        return {str(k): _jsonable(x) for k, x in v.items()}
-    if isinstance(v, list | tuple):
-        return [_jsonable(x) for x in v]
-    if isinstance(v, torch.Tensor):
-        return v.tolist()
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
-    return v
 
 
 def reproduce(

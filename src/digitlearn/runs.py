@@ -15,6 +15,7 @@ from torch import nn
 
 from .errors import DigitlearnError
 from .files import atomic_path
+from .jsondata import jsonable
 from .models import build_model
 
 WEIGHTS = "weights.safetensors"
@@ -32,7 +33,8 @@ def save_model(path: str | Path, model: nn.Module, config: dict) -> Path:
     with atomic_path(path / WEIGHTS) as tmp:
         tmp.write_bytes(save(state))  # written by Python, so with the usual umask permissions
     with atomic_path(path / CONFIG) as tmp:
-        tmp.write_text(json.dumps({"format": FORMAT, **config}, indent=2) + "\n")
+        # strict JSON: an interrupted run's results hold NaN, which JSON spells null
+        tmp.write_text(json.dumps(jsonable({"format": FORMAT, **config}), indent=2, allow_nan=False) + "\n")
     return path
 
 

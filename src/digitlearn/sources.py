@@ -27,7 +27,7 @@ from .errors import DataError, DownloadError
 from .files import atomic_dir, atomic_path
 
 ARCHIVE_SUFFIXES = (".tgz", ".tar.gz", ".tar", ".zip")
-CHUNK = 1 << 16
+READ_SIZE = 1 << 16  # bytes per read of a download
 
 
 @dataclass(frozen=True)
@@ -111,7 +111,7 @@ register(
 )
 
 
-def home() -> Path:
+def cache_home() -> Path:
     """The cache folder: `DIGITLEARN_HOME`, else `$XDG_CACHE_HOME/digitlearn` or `~/.cache/digitlearn`."""
     if env := os.environ.get("DIGITLEARN_HOME"):
         return Path(env).expanduser()
@@ -138,7 +138,7 @@ def fetch(dataset: str | DatasetSpec) -> Path:
     spec = dataset if isinstance(dataset, DatasetSpec) else REGISTRY.get(dataset)
     if spec is None:
         raise DataError(f"unknown dataset {dataset!r} (known: {', '.join(sorted(REGISTRY))})")
-    target = home() / "data" / spec.name
+    target = cache_home() / "data" / spec.name
     if target.is_dir():  # only ever created by the rename below, so it is complete
         return target
     with atomic_dir(target) as staging:
@@ -155,7 +155,7 @@ def _obtain(remote: RemoteFile) -> Path:
     """A verified local copy of `remote`: the mirror's file, or a download into the cache."""
     if (root := mirror()) is not None:
         return _from_mirror(root, remote)
-    dest = home() / "downloads" / remote.name
+    dest = cache_home() / "downloads" / remote.name
     if not dest.is_file():  # a file at dest was verified before it was renamed there
         download(remote, dest)
     return dest
@@ -231,7 +231,7 @@ def _stream(url: str, tmp: Path, remote: RemoteFile, timeout: float) -> None:
             disable=None,
             leave=False,
         ) as bar:
-            while chunk := response.read(CHUNK):
+            while chunk := response.read(READ_SIZE):
                 out.write(chunk)
                 received += len(chunk)
                 bar.update(len(chunk))

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from ..errors import DigitlearnError
+from ..jsondata import jsonable
 
 # recipe settings whose builder argument has another name
 ARGUMENT_NAMES = {"init_std": "std"}
@@ -82,7 +83,7 @@ def register_model(
             bound = sig.bind(*args, **kwargs)
             bound.apply_defaults()
             model = fn(*bound.args, **bound.kwargs)
-            model.config = {"arch": fn.__name__, **{k: _jsonable(v) for k, v in bound.arguments.items()}}
+            model.config = {"arch": fn.__name__, **jsonable(bound.arguments)}
             return model
 
         MODELS[name] = ModelSpec(name, build, inputs, size_arg, tuple(options), dict(recipe or {}))
@@ -90,10 +91,6 @@ def register_model(
         return build
 
     return register
-
-
-def _jsonable(v: object) -> object:
-    return list(v) if isinstance(v, tuple) else v
 
 
 def build_model(config: dict) -> Any:

@@ -5,25 +5,26 @@ import sys
 
 from tqdm.auto import tqdm
 
+from ..tables import line
 from .events import Callback, Learner
 
 
 def format_row(names: list[str], row: dict | None = None) -> str:
-    """One aligned line of the epoch table: the header when `row` is None."""
+    """One line of the epoch table, printed as each epoch ends: the header when `row` is None."""
     widths = [max(len(n), 5 if n == "epoch" else 8) for n in names]
+    align = ">" * len(names)
     if row is None:
-        return "  ".join(f"{n:>{w}}" for n, w in zip(names, widths, strict=True))
+        return line(names, widths, align)
     cells = []
-    for n, w in zip(names, widths, strict=True):
+    for n in names:
         v = row.get(n, math.nan)
         if n == "epoch":
-            text = str(v)
+            cells.append(str(v))
         elif math.isnan(v):
-            text = "-"  # not measured this epoch (validation skipped, or the stage cancelled)
+            cells.append("-")  # not measured this epoch (validation skipped, or the stage cancelled)
         else:
-            text = f"{v:.2f}s" if n == "time" else f"{v:.6f}"
-        cells.append(f"{text:>{w}}")
-    return "  ".join(cells)
+            cells.append(f"{v:.2f}s" if n == "time" else f"{v:.6f}")
+    return line(cells, widths, align)
 
 
 def interactive() -> bool:

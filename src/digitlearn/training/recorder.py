@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 
 from ..files import atomic_path
+from ..jsondata import jsonable
 from .events import Callback, Learner
 
 
@@ -144,10 +145,8 @@ def write_history(recorder: Recorder, path: str | Path) -> Path:
     """The recorder's epoch rows as CSV (`.csv`) or JSON (`.json`, with per-batch losses and lrs)."""
     path = Path(path)
     if path.suffix.lower() == ".json":
-        text = json.dumps(
-            {"epochs": recorder.history, "batch_losses": recorder.losses, "batch_lrs": recorder.lrs},
-            indent=1,
-        )
+        record = {"epochs": recorder.history, "batch_losses": recorder.losses, "batch_lrs": recorder.lrs}
+        text = json.dumps(jsonable(record), indent=1, allow_nan=False)  # epochs not validated: null
     else:
         buf = io.StringIO()
         writer = csv.DictWriter(buf, fieldnames=recorder.names, lineterminator="\n")

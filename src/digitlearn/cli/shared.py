@@ -1,0 +1,173 @@
+"""What several commands share: argument types, option groups, reading --data and the recipe
+flags, and the one way a command says it was interrupted."""
+
+import argparse
+import math
+from typing import TYPE_CHECKING
+
+from ..models import MODELS
+from ..recipes import RECIPES, Recipe, recipe_for
+
+if TYPE_CHECKING:
+    from ..data import Dataset
+
+LOSS_NAMES = {"mnist": "mnist_loss", "bce": "bce_loss", "ce": "cross_entropy"}
+# recipe settings that a command-line flag of the same name replaces
+RECIPE_FLAGS = (
+    "model", "epochs", "lr", "opt", "bs", "one_cycle", "mom", "sqr_mom", "wd", "loss", "label_smoothing",
+    "augment", "normalize", "precision", "init_std", "hidden", "channels", "skip_learned", "validate",
+)  # fmt: skip
+
+
+class Interrupted(Exception):
+    """Ctrl-C stopped the command's work; `main` says so in one line and exits with 130."""
+
+
+# ---------------------------------------------------------------- argument types
+
+
+def size(text: str) -> tuple[int, int]:
+    try:
+        parts = [int(p) for p in text.lower().split("x")]
+    except ValueError:
+        parts = []
+    if len(parts) not in (1, 2) or min(parts) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size like 28 or 28x28")
+    return (parts[0], parts[-1])
+
+
+def index_range(text: str) -> slice:
+    try:
+        start, stop = (int(p) if p else None for p in text.split(":"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a range like 4:10") from None
+    return slice(start, stop)
+
+
+def positive(kind: type):
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        if value is None or not value > 0:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a positive {kind.__name__}")
+        return value
+
+    return parse
+
+
+def probability(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a probability from 0 to 1")
+    return value
+
+
+def layer_sizes(text: str) -> tuple[int, ...]:
+    try:
+        sizes = tuple(int(p) for p in text.split(","))
+    except ValueError:
+        sizes = ()
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a list of layer sizes like 100 or 200,100")
+    return sizes
+
+
+# ---------------------------------------------------------------- option groups
+
+
+def threads_parent() -> argparse.ArgumentParser:
+    """--threads, for the commands that compute with torch (`main` applies it before they run)."""
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument(
+        "--threads",
+        type=positive(int),
+        metavar="N",
+        help="PyTorch threads (default: $DIGITLEARN_THREADS, else one per core); 1 can be faster when "
+        "other programs keep the cores busy",
+    )
+    return p
+
+
+def add_data(q: argparse.ArgumentParser) -> None:
+    q.add_argument(
+        "--data",
+        default="mnist_sample",
+        help="a dataset name (%(default)s, mnist, mnist_png) or a folder/archive path",
+    )
+    q.add_argument("--size", type=size, help="resize every image, e.g. 28 or 28x28")
+
+
+def add_device(q: argparse.ArgumentParser, default: str = "auto") -> None:
+    help = (
+        "auto (a GPU if there is one), cpu or cuda"
+        if default == "auto"
+        else f"{default} (default), cuda or auto"
+    )
+    q.add_argument("--device", default=default, help=help)
+
+
+def add_seed(q: argparse.ArgumentParser) -> None:
+    q.add_argument("--seed", type=int, default=42, help="random seed (default %(default)s)")
+
+
+def add_recipe(q: argparse.ArgumentParser) -> None:
+    """--recipe, --model, and a flag for each recipe setting (RECIPE_FLAGS)."""
+    add_data(q)
+    add_device(q)
+    add_seed(q)
+    images = ", ".join(name for name, spec in MODELS.items() if not spec.takes_flat)
+    q.add_argument("--recipe", choices=list(RECIPES), help="a named recipe (see `digitlearn recipes`)")
+    q.add_argument("--model", choices=list(MODELS), help="default: the recipe's model, else simple_net")
+    q.add_argument("--hidden", type=layer_sizes, help="hidden layer sizes (mlp, lenet), e.g. 200,100")
+    q.add_argument("--init-std", type=positive(float), help="linear: std of the initial weights")
+    q.add_argument("--channels", type=layer_sizes, help=f"channels per stage ({images}), e.g. 16,32,64")
+    q.add_argument("--bs", type=positive(int), help="batch size")
+    q.add_argument("--opt", choices=["sgd", "adam"], help="optimizer (adam has decoupled weight decay)")
+    q.add_argument("--mom", type=float, help="momentum (sgd, default 0) or beta1 (adam, default 0.9)")
+    q.add_argument("--sqr-mom", type=float, help="adam's beta2 (default 0.999)")
+    q.add_argument("--wd", type=float, help="weight decay")
+    q.add_argument(
+        "--loss",
+        choices=list(LOSS_NAMES),
+        help="mnist (the chapter's), bce, or ce (softmax); default mnist for two classes, else ce",
+    )
+    q.add_argument("--label-smoothing", type=float, help="label smoothing for --loss ce, e.g. 0.1")
+    q.add_argument(
+        "--augment", action=argparse.BooleanOptionalAction, help=f"random shifts/rotations ({images})"
+    )
+    q.add_argument("--normalize", action=argparse.BooleanOptionalAction, help="scale inputs to mean 0, std 1")
+    q.add_argument(
+        "--precision", choices=["auto", "fp32", "bf16"], help="auto: bf16 where it runs fast (AMX, GPUs)"
+    )
+    q.add_argument(
+        "--skip-learned",
+        type=probability,
+        metavar="P",
+        help="after the first epoch, train only on examples whose true class had probability < P "
+        "when last seen (0: off)",
+    )
+    q.add_argument(
+        "--validate", choices=["each", "last"], help="validate after each epoch or after the last only"
+    )
+    q.add_argument("--quiet", action="store_true", help="no progress display")
+
+
+# ---------------------------------------------------------------- reading the options
+
+
+def load_data(args: argparse.Namespace) -> "Dataset":
+    from ..data import load_dataset
+
+    return load_dataset(args.data, size=args.size)
+
+
+def recipe_from(args: argparse.Namespace) -> Recipe:
+    """The named recipe (or the model's default one), each flag the user gave replacing its setting."""
+    flags = {k: getattr(args, k, None) for k in RECIPE_FLAGS}
+    flags["loss"] = LOSS_NAMES.get(flags["loss"])
+    return recipe_for(args.recipe, args.model).updated(**flags)

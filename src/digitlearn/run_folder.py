@@ -1,0 +1,82 @@
+"""A training run's folder: the model (weights.safetensors, config.json with the recipe, the data,
+the seed and the results), the history (history.csv, history.json) and its curves (history.png).
+
+`save_run` writes it all into a temporary folder and renames it into place, so a run folder is
+whole or absent. `predict`, `evaluate` and `serve` need nothing else.
+"""
+
+import re
+from pathlib import Path
+
+import torch
+
+from . import __version__
+from .errors import DigitlearnError
+from .files import atomic_dir
+from .plots import plot_history, save_figure
+from .recipes import Recipe
+from .training import Learner, MixedPrecision, write_history
+
+
+def new_run_dir(data: str, name: str, root: str | Path = "runs") -> Path:
+    """`root/<data>-<name>`, numbered -2, -3... rather than replacing an earlier run."""
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(data).name.removesuffix(".tgz")) or "data"
+    base = Path(root) / f"{stem}-{name}"
+    out, k = base, 1
+    while out.exists():
+        k += 1
+        out = base.with_name(f"{base.name}-{k}")
+    return out
+
+
+def check_run_dir(out: str | Path, replace: bool = False) -> Path:
+    """`out` as a place to write a run: new, or (with `replace`) an existing folder."""
+    out = Path(out)
+    if out.exists() and not replace:
+        raise DigitlearnError(f"{out} already exists: choose another --out, or add --force to replace it")
+    if out.exists() and not out.is_dir():
+        raise DigitlearnError(f"{out} is a file: --out names a folder for the run")
+    return out
+
+
+def run_record(learn: Learner, recipe: Recipe, data: str, seed: int, recipe_name: str | None = None) -> dict:
+    """What config.json says of the run beyond the model: how it was trained, and what it reached."""
+    history = learn.recorder.history
+    final = history[-1] if history else {}
+    return {
+        "train": {
+            "data": data,
+            "recipe": recipe_name,
+            **recipe.to_dict(),
+            "seed": seed,
+            "device": str(learn.device),
+            "mixed_precision": any(isinstance(cb, MixedPrecision) for cb in learn.cbs),
+        },
+        "results": {k: v for k, v in final.items() if k not in ("epoch", "time")},
+        "epochs_done": len(history),
+        "train_seconds": sum(row["time"] for row in history),
+        "interrupted": learn.interrupted,
+        "versions": {"digitlearn": __version__, "torch": torch.__version__},
+    }
+
+
+def save_run(
+    out: str | Path,
+    learn: Learner,
+    recipe: Recipe,
+    data: str,
+    seed: int,
+    recipe_name: str | None = None,
+    replace: bool = False,
+) -> dict:
+    """Write the run folder `out` for a trained `learn`; returns what config.json records of it."""
+    record = run_record(learn, recipe, data, seed, recipe_name)
+    history = learn.recorder.history
+    with atomic_dir(Path(out), replace=replace) as tmp:
+        learn.save(tmp, record)
+        write_history(learn.recorder, tmp / "history.csv")
+        write_history(learn.recorder, tmp / "history.json")
+        if history:
+            title = f"{recipe.model} on {data}"
+            save_figure(plot_history(history, learn.recorder.metric_columns, title), tmp / "history.png")
+    return record
