@@ -54,35 +54,73 @@ def draw(page, *strokes) -> None:
 
 
 def shown(page, label: str) -> dict:
-    """Wait until the page shows `label`, then read its probability bars."""
+    """Wait until the page shows `label` and every prediction request has come back (the page's
+    own `inFlight` and `pending`), then read its probability bars."""
     page.wait_for_function(f"document.querySelector('#label').textContent === {label!r}", timeout=15_000)
-    page.wait_for_function("document.querySelector('#input').naturalWidth === 28")
+    page.wait_for_function("!inFlight && !pending", timeout=15_000)
     return {
         bar.get_attribute("data-class"): float(bar.locator(".pct").inner_text().rstrip("%"))
         for bar in page.locator(".bar").all()
     }
 
 
-def test_drawing_a_seven_shows_the_prediction_and_probabilities(page, tmp_path):
+# what the page shows besides the label: the drawing pad, the model's input image and the bars
+LOOK = """() => {
+  const pad = document.querySelector("#pad");
+  const px = pad.getContext("2d").getImageData(0, 0, pad.width, pad.height).data;
+  let dark = 0;
+  for (let i = 0; i < px.length; i += 4) dark += px[i] < 128;
+  const img = document.querySelector("#input");
+  let bright = 0;
+  if (!img.hidden) {
+    const c = new OffscreenCanvas(img.naturalWidth, img.naturalHeight).getContext("2d");
+    c.drawImage(img, 0, 0);
+    const seen = c.getImageData(0, 0, img.naturalWidth, img.naturalHeight).data;
+    for (let i = 0; i < seen.length; i += 4) bright += seen[i] > 128;
+  }
+  const bars = [...document.querySelectorAll(".bar")];
+  return {
+    dark: dark / (px.length / 4),
+    input: img.hidden ? null : [img.naturalWidth, img.naturalHeight],
+    input_bright: bright,
+    best: bars.filter((b) => b.classList.contains("best")).map((b) => b.dataset.class),
+    fills: bars.map((b) => parseFloat(b.querySelector(".fill").style.width)),
+    pcts: bars.map((b) => b.querySelector(".pct").textContent),
+  };
+}"""
+
+
+def test_drawing_a_seven_shows_the_prediction_and_probabilities(page):
     draw(page, [(0.25, 0.2), (0.75, 0.2), (0.42, 0.85)])
     bars = shown(page, "7")
     assert list(bars) == list("0123456789")
     assert (
         bars["7"] == max(bars.values()) and bars["7"] > 50 and sum(bars.values()) == pytest.approx(100, abs=1)
     )
-    assert "sure" in page.inner_text("#confidence") and page.inner_text("#status") == ""
-    page.screenshot(path=tmp_path / "seven.png")
-    assert (tmp_path / "seven.png").stat().st_size > 10_000
+    assert page.inner_text("#confidence") == f"{bars['7']:.1f}% sure" and page.inner_text("#status") == ""
+    look = page.evaluate(LOOK)
+    assert 0.01 < look["dark"] < 0.3  # the strokes, on white
+    assert look["input"] == [28, 28] and look["input_bright"] > 20  # the seven, as the model saw it
+    assert look["best"] == ["7"] and look["fills"] == list(bars.values())  # each bar as long as its figure
 
     page.click("#clear")
-    assert page.inner_text("#label") == ""
+    assert page.inner_text("#label") == "" and page.inner_text("#confidence") == ""
+    look = page.evaluate(LOOK)
+    assert look["dark"] == 0 and look["input"] is None and look["best"] == []
+    assert set(look["pcts"]) == {""} and set(look["fills"]) == {0}
     draw(page, [(0.5, 0.12), (0.5, 0.88)])  # a 1, after clearing
     assert shown(page, "1")["1"] > 50
+    assert page.evaluate(LOOK)["best"] == ["1"]
 
 
 def test_uploading_an_image_predicts_it(page, tmp_path):
     path = tmp_path / "four.png"
     draw_digit("4", size=(400, 300), ink=(230, 230, 240), paper=(30, 20, 60), mode="RGB").save(path)
     page.set_input_files("#upload", str(path))
-    assert shown(page, "4")["4"] > 50
-    page.screenshot(path=tmp_path / "upload.png")
+    bars = shown(page, "4")
+    assert bars["4"] == max(bars.values()) and bars["4"] > 50
+    assert page.inner_text("#confidence") == f"{bars['4']:.1f}% sure" and page.inner_text("#status") == ""
+    look = page.evaluate(LOOK)
+    # the pad shows the upload, fitted: 400x300 fills its width and 3/4 of its height, dark paper
+    assert 0.5 < look["dark"] < 0.75
+    assert look["input"] == [28, 28] and look["input_bright"] > 20 and look["best"] == ["4"]

@@ -1,13 +1,18 @@
 """Every code block in the README and docs is checked, so the examples cannot rot.
 
 A block's language says how: `python` blocks run (a document's blocks in order, in one working
-folder, as a reader would run them); in `sh` blocks each `digitlearn` command must parse with
+folder, as a reader would run them) and must print what their `print(...)  # VALUE` comments
+say, where VALUE is a literal, not prose; in `sh` blocks each `digitlearn` command must parse with
 the real argument parser and each `make` target must exist; `text` blocks are output and
 diagrams, not code. A block with no language, or another one, fails.
 """
 
+import ast
+import io
+import os
 import re
 import shlex
+import tokenize
 from pathlib import Path
 
 import pytest
@@ -42,13 +47,77 @@ def test_every_block_says_what_it_is():
     assert len(PYTHON) > 20 and len(SHELL) > 5
 
 
+@pytest.fixture
+def isolated(monkeypatch):
+    """The registries and environment as they were: docs register examples and point the mirror."""
+    from digitlearn.models.registry import ARCHS, MODELS
+    from digitlearn.sources import REGISTRY
+
+    saved = [(r, dict(r)) for r in (ARCHS, MODELS, REGISTRY)]
+    monkeypatch.setattr(os, "environ", dict(os.environ))
+    yield
+    for registry, contents in saved:
+        registry.clear()
+        registry.update(contents)
+
+
 @pytest.mark.parametrize("code", PYTHON)
-def test_python_block_runs(code, sample, capsys, tmp_path_factory, monkeypatch, request):
+def test_python_block_runs(code, sample, capsys, tmp_path_factory, monkeypatch, request, isolated):
     folder = tmp_path_factory.getbasetemp() / "docs" / request.node.callspec.id.split(":")[0]
     folder.mkdir(parents=True, exist_ok=True)
     monkeypatch.chdir(folder)
     exec(compile(code, "<doc>", "exec"), {})
-    assert capsys.readouterr().out  # the examples show their results
+    out = capsys.readouterr().out
+    assert out  # the examples show their results
+    assert unprinted(code, out) == []  # and what their comments say they print
+
+
+def claims(code: str) -> list[str]:
+    """What a block's `print(...)  # VALUES` lines say they print, where VALUES are Python literals
+    (numbers, quoted strings, lists, dicts) as `print(a, b)` writes them: prose claims nothing,
+    nor do values with parts left out (`...`)."""
+    found = []
+    for token in tokenize.generate_tokens(io.StringIO(code).readline):
+        if token.type == tokenize.COMMENT and token.line.lstrip().startswith("print("):
+            text = token.string.lstrip("#").strip()
+            if "..." not in text and (shown := printed(text)) is not None:
+                found.append(shown)
+    return found
+
+
+def printed(text: str) -> str | None:
+    """What print writes for `text`, literals separated by spaces (a str without its quotes, the
+    rest as written); None when `text` is not literals, as prose is not."""
+    for end in [*(k for k, ch in enumerate(text) if ch == " "), len(text)]:
+        try:
+            value = ast.literal_eval(text[:end])
+        except (ValueError, TypeError, SyntaxError):
+            continue
+        first = value if isinstance(value, str) else text[:end].strip()
+        if end == len(text):
+            return first
+        if (rest := printed(text[end + 1 :])) is not None:
+            return f"{first} {rest}"
+    return None
+
+
+def unprinted(code: str, out: str) -> list[str]:
+    """The claims of `code` that `out` does not show whole: 0.9168 is not shown by 0.91683 or 10.9168."""
+    return [c for c in claims(code) if not re.search(rf"(?<![\w.-]){re.escape(c)}(?!\w|\.\d)", out)]
+
+
+def test_a_wrong_figure_in_a_print_comment_is_caught():
+    code = """acc = 0.91683
+print(f"accuracy: {acc:.4f}")  # 0.9186
+print("3")  # '3'
+print(acc)  # about 0.9
+"""
+    assert claims(code) == ["0.9186", "3"]
+    assert claims("print(len(x), x)  # 2 ['a', 'b c']\nprint(x)  # ['a', ...]\n") == ["2 ['a', 'b c']"]
+    assert unprinted(code, "accuracy: 0.9168\n3\n0.91683\n") == ["0.9186"]
+    assert unprinted(code.replace("0.9186", "0.9168"), "accuracy: 0.9168\n3\n0.91683\n") == []
+    assert unprinted(code.replace("0.9186", "0.916"), "accuracy: 0.9168\n3\n0.91683\n") == ["0.916"]
+    assert unprinted(code, "accuracy: 0.9186\n7\n") == ["3"]
 
 
 def shell_lines(code: str) -> list[list[str]]:

@@ -84,3 +84,28 @@ def test_from_learner_recovers_the_images_and_matches_validate():
     torch.testing.assert_close(i.images, x.float() / 255, atol=1e-6, rtol=0)
     assert int(i.confusion_matrix().sum()) == 40
     assert i.accuracy == pytest.approx(learn.validate()["accuracy"])
+
+
+@pytest.mark.parametrize("loss", ["cross_entropy", "mnist_loss"])
+def test_from_run_interprets_a_saved_model_as_the_learner_did(tmp_path, loss):
+    from digitlearn import load_dataset, losses
+    from digitlearn.models import mlp
+
+    from .conftest import make_folder
+
+    torch.manual_seed(0)
+    ds = load_dataset(make_folder(tmp_path / "ds", n=6))
+    # normalised inputs and mnist_loss's one output: what the saved config must get right
+    dls = ds.dataloaders(bs=4, normalize=True)
+    model = mlp(n_in=64, hidden=(8,), n_out=2 if loss == "cross_entropy" else 1)
+    learn = Learner(dls, model, loss_func=getattr(losses, loss), progress=False)
+    learn.fit(6, 0.5)
+    learned = Interpretation.from_learner(learn)
+    assert learned.confusion_matrix().tolist() == [[6, 0], [0, 6]]  # it tells the classes apart
+
+    saved = Interpretation.from_run(learn.save(tmp_path / "run"), ds.valid)
+    assert saved.classes == learned.classes == ["3", "7"]
+    assert torch.equal(saved.targets, learned.targets)
+    torch.testing.assert_close(saved.probs, learned.probs)
+    assert torch.equal(saved.confusion_matrix(), learned.confusion_matrix())
+    torch.testing.assert_close(saved.images.float() / 255, learned.images, atol=1e-6, rtol=0)

@@ -16,7 +16,7 @@ def jsonable(value: object) -> object:
         return [jsonable(v) for v in value]
     if isinstance(value, PurePath):
         return str(value)
-    if hasattr(value, "tolist") and not isinstance(value, str | bytes):  # tensors, NumPy arrays and scalars
+    if hasattr(value, "tolist"):  # tensors, NumPy arrays and scalars, without importing either
         return jsonable(value.tolist())
     if isinstance(value, float) and not math.isfinite(value):
         return None
