@@ -100,29 +100,20 @@ def toy_dls(n: int = 256, d: int = 8, bs: int = 32, n_classes: int = 2, seed: in
 
 @pytest.fixture(scope="session")
 def fast_run(mnist, tmp_path_factory) -> Path:
-    """The run folder a user gets from `digitlearn train --data mnist --recipe fast` (seed 42)."""
-    import subprocess
-    import sys
+    """The run folder a user gets from `digitlearn train --data mnist --recipe fast` (seed 42).
+
+    Trained by the command's `main` in this process: a child process would import torch and read
+    MNIST again, and tests/test_cli.py runs the command as a program where that is the point."""
+    import contextlib
+    import io
+
+    from digitlearn.cli import main
 
     out = tmp_path_factory.mktemp("runs") / "mnist-fast"
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "digitlearn",
-            "train",
-            "--data",
-            "mnist",
-            "--recipe",
-            "fast",
-            "--out",
-            str(out),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert result.returncode == 0, result.stderr
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        status = main(["train", "--data", "mnist", "--recipe", "fast", "--out", str(out)])
+    assert status == 0, printed.getvalue()
     return out
 
 

@@ -21,20 +21,30 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--d
         "--disable-sync", "--no-first-run", "--disable-quic"]  # fmt: skip
 
 
-@pytest.fixture
-def page(fast_run):
+@pytest.fixture(scope="module")
+def url(fast_run):
+    """One `digitlearn serve` process for the module's tests: each starts from a fresh page."""
     proc, url = start_server(fast_run)
-    try:
-        with playwright.sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-            page = browser.new_page(viewport={"width": 900, "height": 700})
-            page.goto(url)
-            page.wait_for_selector(".bar")
-            yield page
-            browser.close()
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+    yield url
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with playwright.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser, url):
+    page = browser.new_page(viewport={"width": 900, "height": 700})  # its own context: nothing shared
+    page.goto(url)
+    page.wait_for_selector(".bar")
+    yield page
+    page.close()
 
 
 def draw(page, *strokes) -> None:

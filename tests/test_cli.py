@@ -1,4 +1,10 @@
-"""The `digitlearn` command as a user runs it: figures printed, errors as one line, no traceback."""
+"""The `digitlearn` command as a user runs it: figures printed, errors as one line, no traceback.
+
+Most tests call `main` in this process, as the installed `digitlearn` script does: an exception
+that escaped it would fail the test, so "no traceback" holds there too. A child process (torch
+imported afresh, seconds each) is kept where the process is what is tested: `python -m digitlearn`
+itself, its exit status and stderr, and Ctrl-C.
+"""
 
 import json
 import os
@@ -6,6 +12,7 @@ import re
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -17,14 +24,20 @@ from digitlearn.cli import main
 from .conftest import make_folder
 
 
-def run(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+def run(*args: str) -> subprocess.CompletedProcess:
+    """`python -m digitlearn ARGS` in a child process."""
     return subprocess.run(
-        [sys.executable, "-m", "digitlearn", *args],
-        capture_output=True,
-        text=True,
-        env={**os.environ, **(env or {})},
-        timeout=300,
+        [sys.executable, "-m", "digitlearn", *args], capture_output=True, text=True, timeout=300
     )
+
+
+def fails(args: list[str], capsys) -> str:
+    """Run `digitlearn ARGS` here; it must exit with 1 and say why in one line on stderr, which
+    is returned (stdout is left for the caller to read)."""
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("digitlearn: error: ") and err.count("\n") == 1 and err.endswith("\n"), err
+    return err
 
 
 def test_baseline_prints_the_chapter_figures(sample, capsys):
@@ -81,12 +94,10 @@ def test_show_the_chapter_example(sample, capsys, tmp_path):
     assert Image.open(out_png).format == "PNG"
 
 
-def test_show_count_past_the_end(tmp_path):
+def test_show_count_past_the_end(tmp_path, capsys):
     root = make_folder(tmp_path / "ds")
-    result = run(
-        "show", "--data", str(root), "--index", "4", "--count", "3", "--out", str(tmp_path / "g.png")
-    )
-    assert result.returncode == 1 and "--index 4 --count 3 is out of range" in result.stderr
+    args = ["show", "--data", str(root), "--index", "4", "--count", "3", "--out", str(tmp_path / "g.png")]
+    assert "--index 4 --count 3 is out of range" in fails(args, capsys)
     assert not (tmp_path / "g.png").exists()
 
 
@@ -113,30 +124,35 @@ def test_on_a_folder_of_ones_own(tmp_path, capsys):
         (["baseline", "--data", "{root}", "--split", "dev"], "unknown split 'dev'"),
     ],
 )
-def test_user_mistakes_are_one_line_without_traceback(tmp_path, args, message):
+def test_user_mistakes_are_one_line_without_traceback(tmp_path, args, message, capsys):
     root = make_folder(tmp_path / "ds")
     args = [a.format(root=root, tmp=tmp_path) for a in args]
-    result = run(*args)
-    assert result.returncode == 1
-    assert result.stderr.strip().splitlines() == [
-        f"digitlearn: error: {result.stderr.split(': ', 2)[2].strip()}"
-    ]
-    assert message in result.stderr and "Traceback" not in result.stderr
+    assert message in fails(args, capsys)
     assert not list(tmp_path.glob("x.*"))
 
 
-def test_corrupt_png_is_named(tmp_path):
+def test_the_command_runs_as_a_program():
+    """`python -m digitlearn` in its own process: the version, and a user's mistake as one line on
+    stderr and exit status 1, without a traceback."""
+    version = run("--version")
+    assert version.returncode == 0 and version.stdout.startswith("digitlearn ")
+    mistake = run("baseline", "--data", "nope_set")
+    assert mistake.returncode == 1 and mistake.stdout == ""
+    assert mistake.stderr.startswith("digitlearn: error: 'nope_set' is neither a known dataset")
+    assert mistake.stderr.count("\n") == 1 and "Traceback" not in mistake.stderr
+
+
+def test_corrupt_png_is_named(tmp_path, capsys):
     root = make_folder(tmp_path / "ds")
     (root / "train" / "3" / "1.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
-    result = run("baseline", "--data", str(root))
-    assert result.returncode == 1 and "Traceback" not in result.stderr
-    assert f"cannot read image {root}/train/3/1.png" in result.stderr
+    assert f"cannot read image {root}/train/3/1.png" in fails(["baseline", "--data", str(root)], capsys)
 
 
-def test_bad_arguments_exit_2():
-    assert run("show", "--means").returncode == 2
-    assert run("baseline", "--size", "0x3").returncode == 2
-    assert run("--version").stdout.startswith("digitlearn ")
+@pytest.mark.parametrize("args", [["show", "--means"], ["baseline", "--size", "0x3"]])
+def test_bad_arguments_exit_2(args, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    assert exit_info.value.code == 2 and "error: " in capsys.readouterr().err
 
 
 def test_datasets_lists_the_registry(capsys, fresh_home):
@@ -198,23 +214,48 @@ def test_existing_out_needs_force(tmp_path, capsys):
     out = tmp_path / "run"
     out.mkdir()
     (out / "keep.txt").write_text("mine")
-    result = run("train", "--data", str(root), "--epochs", "1", "--out", str(out))
-    assert result.returncode == 1 and "already exists: choose another --out, or add --force" in result.stderr
-    assert result.stdout == "" and [p.name for p in out.iterdir()] == [
-        "keep.txt"
-    ]  # no training, nothing lost
-    assert main(["train", "--data", str(root), "--epochs", "1", "--out", str(out), "--force", "--quiet"]) == 0
-    assert "keep.txt" not in [p.name for p in out.iterdir()] and (out / "weights.safetensors").exists()
+    args = ["train", "--data", str(root), "--epochs", "1", "--out", str(out)]
+    assert main(args) == 1
+    printed, err = capsys.readouterr()
+    assert err.startswith("digitlearn: error: ") and err.count("\n") == 1
+    assert "already exists: choose another --out, or add --force" in err
+    assert printed == "" and [p.name for p in out.iterdir()] == ["keep.txt"]  # no training, nothing lost
+    # --force replaces a run, never a folder digitlearn did not write
+    assert "is not a digitlearn run (it holds other files)" in fails([*args, "--force"], capsys)
+    assert [p.name for p in out.iterdir()] == ["keep.txt"]
+    run = tmp_path / "old-run"
+    assert main(["train", "--data", str(root), "--epochs", "1", "--out", str(run), "--quiet"]) == 0
+    before = (run / "weights.safetensors").read_bytes()
+    assert main([*args[:-1], str(run), "--seed", "7", "--force", "--quiet"]) == 0
+    assert (run / "weights.safetensors").read_bytes() != before
 
 
-def test_divergence_is_one_line_and_writes_nothing(tmp_path):
+def test_force_refuses_what_is_not_a_run(tmp_path, capsys):
+    """A folder with a config.json that is not a digitlearn model's, or a run with a file of the
+    user's added, or a plain file: --force leaves each as it was."""
+    root = make_folder(tmp_path / "ds")
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "config.json").write_text('{"name": "my other project"}')
+    run = tmp_path / "run"
+    assert main(["train", "--data", str(root), "--epochs", "1", "--out", str(run), "--quiet"]) == 0
+    (run / "notes.md").write_text("my notes")
+    file = tmp_path / "file.txt"
+    file.write_text("mine")
+    for out in (other, run, file):
+        before = sorted(p.name for p in out.iterdir()) if out.is_dir() else out.read_text()
+        fails(["train", "--data", str(root), "--epochs", "1", "--out", str(out), "--force"], capsys)
+        assert (sorted(p.name for p in out.iterdir()) if out.is_dir() else out.read_text()) == before
+
+
+def test_divergence_is_one_line_and_writes_nothing(tmp_path, capsys):
     root = make_folder(tmp_path / "ds", n=10)
-    result = run(
-        "train", "--data", str(root), "--loss", "bce", "--lr", "1e30", "--out", str(tmp_path / "run")
+    err = fails(
+        ["train", "--data", str(root), "--loss", "bce", "--lr", "1e30", "--out", str(tmp_path / "run")],
+        capsys,
     )
-    assert result.returncode == 1 and "Traceback" not in result.stderr
-    assert result.stderr.strip().startswith("digitlearn: error: the validation loss became nan at epoch 0")
-    assert "(learning rate 1e+30): try a smaller learning rate" in result.stderr
+    assert err.startswith("digitlearn: error: the validation loss became nan at epoch 0")
+    assert "(learning rate 1e+30): try a smaller learning rate" in err
     assert not (tmp_path / "run").exists()
 
 
@@ -245,26 +286,37 @@ def test_bad_training_arguments_exit_2(args, capsys):
     assert exit_info.value.code == 2 and "error: argument" in capsys.readouterr().err
 
 
-def test_binary_loss_on_three_classes_is_refused(tmp_path):
+def test_binary_loss_on_three_classes_is_refused(tmp_path, capsys):
     root = make_folder(tmp_path / "ds", classes=("a", "b", "c"))
-    result = run("train", "--data", str(root), "--loss", "mnist", "--out", str(tmp_path / "run"))
-    assert result.returncode == 1 and result.stderr == (
+    assert fails(
+        ["train", "--data", str(root), "--loss", "mnist", "--out", str(tmp_path / "run")], capsys
+    ) == (
         "digitlearn: error: mnist_loss is for two classes, but the data has 3: "
         "use cross_entropy (--loss ce)\n"
     )
 
 
-def test_same_seed_same_history_and_weights(sample, tmp_path):
-    """Same seed, same data, same command: bit-identical history (apart from time) and weights."""
-    outs = [tmp_path / "a", tmp_path / "b"]
-    for out in outs:
-        result = run("train", "--data", "mnist_sample", "--epochs", "2", "--seed", "3", "--out", str(out))
-        assert result.returncode == 0, result.stderr
+def test_same_seed_same_history_and_weights(tmp_path, capsys):
+    """Same seed, same data, same command: bit-identical history (apart from time) and weights.
+
+    Shuffled batches of 8 from a small synthetic dataset: the seed has the shuffling, the initial
+    weights and every batch's order to fix, as on MNIST."""
+    root = make_folder(tmp_path / "ds", n=20)
+
+    def train(name: str, seed: int) -> Path:
+        out = tmp_path / name
+        args = ["--epochs", "2", "--bs", "8", "--seed", str(seed), "--out", str(out), "--quiet"]
+        assert main(["train", "--data", str(root), *args]) == 0
+        return out
+
+    outs = [train("a", 3), train("b", 3)]
     a, b = ([line.rsplit(",", 1)[0] for line in (o / "history.csv").read_text().splitlines()] for o in outs)
     assert a == b and len(a) == 3
     ja, jb = (json.loads((o / "history.json").read_text()) for o in outs)
-    assert ja["batch_losses"] == jb["batch_losses"]
+    assert ja["batch_losses"] == jb["batch_losses"] and len(ja["batch_losses"]) == 2 * 5  # 40 images, bs 8
     assert (outs[0] / "weights.safetensors").read_bytes() == (outs[1] / "weights.safetensors").read_bytes()
+    other = train("c", 4)  # the seed is what makes them equal: another one gives other weights
+    assert (other / "weights.safetensors").read_bytes() != (outs[0] / "weights.safetensors").read_bytes()
 
 
 def test_ctrl_c_saves_the_run_so_far(sample, tmp_path):
@@ -357,18 +409,17 @@ def test_recipe_flags_reach_the_recipe(tmp_path):
         (["--device", "tpu9"], "unknown device 'tpu9' (use auto, cpu or cuda)"),
     ],
 )
-def test_bad_recipe_settings_are_one_line(tmp_path, args, message):
+def test_bad_recipe_settings_are_one_line(tmp_path, args, message, capsys):
     root = make_folder(tmp_path / "ds")
-    result = run("train", "--data", str(root), *args, "--out", str(tmp_path / "run"))
-    assert result.returncode == 1 and result.stderr == f"digitlearn: error: {message}\n"
+    err = fails(["train", "--data", str(root), *args, "--out", str(tmp_path / "run")], capsys)
+    assert err == f"digitlearn: error: {message}\n"
     assert not (tmp_path / "run").exists()
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA GPU")
-def test_cuda_without_a_gpu_is_a_clear_error(tmp_path):
-    result = run("train", "--data", str(make_folder(tmp_path / "ds")), "--device", "cuda")
-    assert result.returncode == 1 and "device 'cuda' asked for, but PyTorch" in result.stderr
-    assert "sees no CUDA GPU here" in result.stderr and "Traceback" not in result.stderr
+def test_cuda_without_a_gpu_is_a_clear_error(tmp_path, capsys):
+    err = fails(["train", "--data", str(make_folder(tmp_path / "ds")), "--device", "cuda"], capsys)
+    assert "device 'cuda' asked for, but PyTorch" in err and "sees no CUDA GPU here" in err
 
 
 def test_compare_prints_one_table(tmp_path, capsys):
@@ -413,12 +464,13 @@ def test_compare_rejects_unknown_models(capsys):
 
 
 def test_compare_on_mnist(mnist, capsys):
-    """The accuracy table's targets: baseline about 0.82, linear >= 0.92, MLP >= 0.98."""
-    assert main(["compare", "--data", "mnist", "--models", "baseline,linear,mlp", "--json"]) == 0
-    rows = {r["model"]: r for r in json.loads(capsys.readouterr().out.split("\n", 4)[4])["results"]}
+    """The accuracy table's targets: baseline about 0.82, linear >= 0.92 (the MLP's >= 0.98 is
+    checked on the full `reproduce` run, which trains it the same way: tests/test_reproduce.py)."""
+    assert main(["compare", "--data", "mnist", "--models", "baseline,linear", "--json"]) == 0
+    out = capsys.readouterr().out
+    rows = {r["model"]: r for r in json.loads(out[out.index("\n{") :])["results"]}
     assert rows["baseline"]["accuracy"] == 0.8203  # nearest mean by RMSE: 8,203 of 10,000
-    assert rows["linear"]["accuracy"] >= 0.92 and rows["mlp"]["accuracy"] >= 0.98
-    assert rows["linear"]["parameters"] == 7850 and rows["mlp"]["parameters"] == 535_818
+    assert rows["linear"]["accuracy"] >= 0.92 and rows["linear"]["parameters"] == 7850
 
 
 def test_fast_recipe_reaches_99_percent_on_mnist(fast_run):
@@ -450,16 +502,14 @@ def test_evaluate_prints_accuracy_per_class_and_confusion_matrix(fast_run, tmp_p
     assert Image.open(out / "top_losses.png").size[0] > 500
 
 
-def test_evaluate_on_data_with_other_classes_is_one_line(fast_run):
-    result = run("evaluate", str(fast_run), "--data", "mnist_sample")
-    assert result.returncode == 1 and "Traceback" not in result.stderr
+def test_evaluate_on_data_with_other_classes_is_one_line(fast_run, sample, capsys):
     classes = ", ".join("0123456789")
-    assert result.stderr.strip() == (
-        f"digitlearn: error: {fast_run} was trained on classes {classes}, but mnist_sample has 3, 7"
+    assert fails(["evaluate", str(fast_run), "--data", "mnist_sample"], capsys) == (
+        f"digitlearn: error: {fast_run} was trained on classes {classes}, but mnist_sample has 3, 7\n"
     )
 
 
-def test_predict_files_of_every_kind_and_keep_going(fast_run, tmp_path):
+def test_predict_files_of_every_kind_and_keep_going(fast_run, tmp_path, capsys):
     from .conftest import draw_digit
 
     files = {
@@ -472,15 +522,11 @@ def test_predict_files_of_every_kind_and_keep_going(fast_run, tmp_path):
         img.save(tmp_path / name)
     (tmp_path / "notes.png").write_text("not an image")
     paths = [str(tmp_path / n) for n in ("seven.jpg", "notes.png", "two.webp", "blank.png", "three.gif")]
-    result = run("predict", str(fast_run), *paths, "--show", str(tmp_path / "show.png"))
-    assert result.returncode == 1  # two files failed, and said so
-    labels = {
-        line.split(":")[0]: line.split(": ")[1].split()[0]
-        for line in result.stdout.splitlines()
-        if ": " in line
-    }
+    assert main(["predict", str(fast_run), *paths, "--show", str(tmp_path / "show.png")]) == 1  # 2 failed
+    out, err = capsys.readouterr()
+    labels = {line.split(":")[0]: line.split(": ")[1].split()[0] for line in out.splitlines() if ": " in line}
     assert labels == {paths[0]: "7", paths[2]: "2", paths[4]: "3"}
-    errors = result.stderr.strip().splitlines()
+    errors = err.strip().splitlines()
     assert (
         errors[0]
         == f"digitlearn: error: {paths[1]}: not an image in a known format (PNG, JPEG, BMP, GIF, WEBP, TIFF)"
@@ -488,15 +534,14 @@ def test_predict_files_of_every_kind_and_keep_going(fast_run, tmp_path):
     assert errors[1].startswith(f"digitlearn: error: no digit found in {paths[3]}")
     assert len(errors) == 2 and Image.open(tmp_path / "show.png").size[0] > 800
 
-    as_json = run("predict", str(fast_run), paths[0], paths[3], "--json", "--top", "2")
-    rows = json.loads(as_json.stdout)
+    main(["predict", str(fast_run), paths[0], paths[3], "--json", "--top", "2"])
+    rows = json.loads(capsys.readouterr().out)
     assert rows[0]["file"] == paths[0] and rows[0]["label"] == "7" and len(rows[0]["top"]) == 2
     assert sum(rows[0]["probabilities"].values()) == pytest.approx(1.0, abs=1e-4)
     assert rows[1]["file"] == paths[3] and "no digit found" in rows[1]["error"]
 
 
-def test_predict_with_a_missing_run_is_one_line(tmp_path):
-    result = run("predict", str(tmp_path / "nope"), "x.png")
-    assert result.returncode == 1 and result.stderr.strip() == (
-        f"digitlearn: error: {tmp_path / 'nope'} is not a saved model: no such folder"
+def test_predict_with_a_missing_run_is_one_line(tmp_path, capsys):
+    assert fails(["predict", str(tmp_path / "nope"), "x.png"], capsys) == (
+        f"digitlearn: error: {tmp_path / 'nope'} is not a saved model: no such folder\n"
     )

@@ -40,18 +40,48 @@ def test_mnist_sample_sizes(sample):
     assert sample.train.x.shape == (12396, 28, 28) and sample.train.x.dtype == torch.uint8
 
 
-def test_mnist_idx_and_png_give_identical_tensors(mnist, mirror):
-    png = load_dataset("mnist_png")
+def test_mnist_sample_is_fetched_extracted_and_cached(sample, monkeypatch):
+    """The path a registered archive takes (the sample fixture loaded it): from the mirror,
+    extracted into the cache home and decoded once; later loads read the decode cache."""
+    from digitlearn.sources import cache_home
+
+    folder = cache_home() / "data" / "mnist_sample"
+    assert len(list(folder.rglob("*.png"))) == 12396 + 2038
+    assert len(list(folder.rglob(".digitlearn-cache-native.safetensors"))) == 1
+    monkeypatch.setattr("digitlearn.readers.decode_images", lambda *a, **k: pytest.fail("decoded again"))
+    again = load_dataset("mnist_sample")
+    assert torch.equal(again.train.x, sample.train.x) and torch.equal(again.valid.y, sample.valid.y)
+    assert again.valid.names == sample.valid.names and again.classes == sample.classes
+
+
+def test_mnist_png_holds_the_idx_images_and_labels(mnist, mirror, tmp_path):
+    """mnist_png.tgz and the IDX files are the same 70,000 images: N.png in a class folder is
+    image N of the IDX split, with that label.
+
+    Names and labels are checked for every file of the archive. Pixels are checked on every 20th
+    file (3,500, every class of both splits): extracting all 70,000 small files takes most of a
+    minute, and the code that fetches, verifies, extracts and caches a registered archive is the
+    one mnist_sample goes through (test_mnist_sample_is_fetched_extracted_and_cached)."""
+    import tarfile
+
     assert (len(mnist.train), len(mnist.valid)) == (60_000, 10_000)
+    splits = {"training": mnist.train, "testing": mnist.valid}
+    with tarfile.open(mirror / "mnist_png.tgz") as tar:
+        files = [m for m in tar.getmembers() if m.isfile()]
+        # every image once, each in the folder of its IDX label: mnist_png/<split>/<label>/<N>.png
+        for folder, split in splits.items():
+            named = [m.name.split("/")[2:] for m in files if m.name.split("/")[1] == folder]
+            index = torch.tensor([int(n.removesuffix(".png")) for _, n in named])
+            assert torch.equal(index.sort().values, torch.arange(len(split)))
+            assert torch.equal(torch.tensor([int(label) for label, _ in named]), split.y[index])
+        tar.extractall(tmp_path, members=files[::20], filter="data")
+    png = load_dataset(tmp_path)
     assert png.classes == mnist.classes == [str(i) for i in range(10)]
-    for a, b in ((mnist.train, png.train), (mnist.valid, png.valid)):
-        # PNG files are named by their index in the IDX files: N.png
-        index = torch.tensor([int(n.split("/")[1].removesuffix(".png")) for n in b.names])
-        order = index.argsort()
-        assert torch.equal(index[order], torch.arange(len(a)))
-        assert torch.equal(b.x[order], a.x) and torch.equal(b.y[order], a.y)
-    again = load_dataset("mnist_png")  # from the decode cache
-    assert torch.equal(again.train.x, png.train.x) and again.valid.names == png.valid.names
+    for folder, part in (("training", png.train), ("testing", png.valid)):
+        assert set(part.y.tolist()) == set(range(10))
+        index = torch.tensor([int(n.split("/")[1].removesuffix(".png")) for n in part.names])
+        assert torch.equal(part.x, splits[folder].x[index]) and torch.equal(part.y, splits[folder].y[index])
+    assert (len(png.train), len(png.valid)) == (3000, 500)
 
 
 def test_official_label_files(mnist, mirror):

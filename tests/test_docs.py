@@ -8,6 +8,7 @@ diagrams, not code. A block with no language, or another one, fails.
 """
 
 import ast
+import contextlib
 import io
 import os
 import re
@@ -61,6 +62,11 @@ def isolated(monkeypatch):
         registry.update(contents)
 
 
+# what each block printed, and the folder it ran in, when test_python_block_runs ran it: the
+# tests of one document's figures read them instead of running its blocks (and their training) again
+RAN: dict[str, tuple[str, Path]] = {}
+
+
 @pytest.mark.parametrize("code", PYTHON)
 def test_python_block_runs(code, sample, capsys, tmp_path_factory, monkeypatch, request, isolated):
     folder = tmp_path_factory.getbasetemp() / "docs" / request.node.callspec.id.split(":")[0]
@@ -68,8 +74,26 @@ def test_python_block_runs(code, sample, capsys, tmp_path_factory, monkeypatch, 
     monkeypatch.chdir(folder)
     exec(compile(code, "<doc>", "exec"), {})
     out = capsys.readouterr().out
+    RAN[request.node.callspec.id] = (out, folder)
     assert out  # the examples show their results
     assert unprinted(code, out) == []  # and what their comments say they print
+
+
+def ran(doc: str, tmp_path: Path, monkeypatch) -> tuple[list[str], Path]:
+    """What each python block of `doc` printed, and the folder the blocks ran in: as
+    test_python_block_runs ran them, or, where it did not in this session (`pytest -k`), by
+    running them here in order in `tmp_path`."""
+    ids = [p.id for p in PYTHON if p.id.startswith(f"{doc}:")]
+    if all(i in RAN for i in ids) and len({RAN[i][1] for i in ids}) == 1:
+        return [RAN[i][0] for i in ids], RAN[ids[0]][1]
+    monkeypatch.chdir(tmp_path)
+    outs = []
+    for i in ids:
+        printed = io.StringIO()
+        with contextlib.redirect_stdout(printed):
+            exec(compile(block(*i.split(":")), i, "exec"), {})
+        outs.append(printed.getvalue())
+    return outs, tmp_path
 
 
 def claims(code: str) -> list[str]:
@@ -144,24 +168,19 @@ def test_a_bad_command_in_a_shell_block_is_caught():
         test_shell_block_commands_exist("make no-such-target\n")
 
 
-def block(doc: str, n: int) -> str:
+def block(doc: str, n: int | str) -> str:
     return next(p for p in PYTHON if p.id == f"{doc}:{n}").values[0]
 
 
-def test_readme_example_prints_the_figures_it_claims(sample, capsys, tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    exec(compile(block("README.md", 0), "README.md", "exec"), {})
-    out = capsys.readouterr().out
-    assert "3s recognised by pixel similarity: 0.9168" in out and "simple_net: 0.9809" in out
-    assert (tmp_path / "runs" / "simple_net" / "weights.safetensors").exists()
+def test_readme_example_prints_the_figures_it_claims(sample, tmp_path, monkeypatch, isolated):
     assert len([line for line in block("README.md", 0).splitlines() if line.strip()]) <= 15
+    (out, *_), folder = ran("README.md", tmp_path, monkeypatch)
+    assert "3s recognised by pixel similarity: 0.9168" in out and "simple_net: 0.9809" in out
+    assert (folder / "runs" / "simple_net" / "weights.safetensors").exists()
 
 
-def test_tutorial_prints_the_chapters_figures(sample, capsys, tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    for k in range(len([p for p in PYTHON if p.id.startswith("tutorial.md:")])):
-        exec(compile(block("tutorial.md", k), "tutorial.md", "exec"), {})
-    out = capsys.readouterr().out
+def test_tutorial_prints_the_chapters_figures(sample, tmp_path, monkeypatch, isolated):
+    out = "".join(ran("tutorial.md", tmp_path, monkeypatch)[0])
     figures = ["3/10000.png", "[0.9168, 0.9854] 0.9511", "0.1586 0.3021", "torch.Size([1010])"]
     figures += ["tensor(6.)", "tensor([ 6.,  8., 20.])", "tensor(12.)", "torch.Size([12396, 784])"]
     for figure in figures:

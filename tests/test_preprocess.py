@@ -8,7 +8,8 @@ import torch
 from PIL import Image, ImageDraw
 from scipy import ndimage
 
-from digitlearn.preprocess import ImageError, NoDigitError, naive_resize, open_image, to_mnist
+from digitlearn.images import open_image
+from digitlearn.preprocess import ImageError, NoDigitError, naive_resize, to_mnist
 from tests.conftest import draw_digit, encoded
 
 

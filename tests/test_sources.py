@@ -58,7 +58,8 @@ class Server:
 
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        # polled often, so that closing it (each test's teardown) waits milliseconds, not half a second
+        threading.Thread(target=self.httpd.serve_forever, args=(0.02,), daemon=True).start()
 
     def close(self):
         self.httpd.shutdown()
@@ -81,6 +82,14 @@ def archive(tmp_path) -> bytes:
 def offline(monkeypatch, fresh_home):
     monkeypatch.delenv("DIGITLEARN_MIRROR", raising=False)
     return fresh_home
+
+
+@pytest.fixture
+def pauses(monkeypatch) -> list[float]:
+    """The pauses between download attempts, taken from the clock: recorded, not slept."""
+    slept = []
+    monkeypatch.setattr("digitlearn.sources.time.sleep", slept.append)
+    return slept
 
 
 def spec_for(server, data: bytes, name="tiny", md5=None, size=True) -> DatasetSpec:
@@ -125,20 +134,21 @@ def test_wrong_size_is_reported(server, archive, offline):
         fetch(spec)
 
 
-def test_dropped_connection_is_retried(server, archive, offline):
+def test_dropped_connection_is_retried(server, archive, offline, pauses):
     spec = spec_for(server, archive)
     server.drops["/tiny.tgz"] = 2
     ds = load_dataset(fetch(spec))
     assert len(ds.train) == 4
     assert server.requests == ["/tiny.tgz"] * 3
+    assert pauses == [0.5, 1.0]  # backing off before each retry
 
 
-def test_connection_that_keeps_dropping_fails_cleanly(server, archive, offline):
+def test_connection_that_keeps_dropping_fails_cleanly(server, archive, offline, pauses):
     spec = spec_for(server, archive)
     server.drops["/tiny.tgz"] = 10
     with pytest.raises(DownloadError, match=r"could not download tiny\.tgz"):
         download(spec.files[0], offline / "downloads" / "tiny.tgz", retries=2)
-    assert len(server.requests) == 2
+    assert len(server.requests) == 2 and pauses == [0.5]  # no pause after the last attempt
     assert files_in(offline) == []
 
 

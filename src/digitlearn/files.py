@@ -1,5 +1,6 @@
 """Writing files so that a crash or a bad input never leaves half of one behind."""
 
+import glob
 import os
 import secrets
 import shutil
@@ -10,8 +11,32 @@ from pathlib import Path
 
 def _temp_name(dest: Path, suffix: str = "") -> Path:
     # beside dest, so the final rename is atomic; made by the writer with the usual umask
-    # permissions (mkstemp's would make every result private to its owner)
-    return dest.parent / f".{dest.name}.{secrets.token_hex(6)}{suffix}.part"
+    # permissions (mkstemp's would make every result private to its owner). The writer's process
+    # id is in the name, so a later writer can tell a dead one's leftovers from a live one's work.
+    return dest.parent / f".{dest.name}.{os.getpid()}-{secrets.token_hex(6)}{suffix}.part"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
+
+
+def remove_stale(dest: Path) -> None:
+    """Delete the temporary files and folders that writers of `dest` killed mid-write left behind
+    (kill -9, a power cut): those whose process is gone. A live writer's are left alone."""
+    prefix = f".{dest.name}."
+    for leftover in dest.parent.glob(f"{glob.escape(prefix)}*.part"):
+        pid = leftover.name[len(prefix) :].split("-", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            if leftover.is_dir() and not leftover.is_symlink():
+                shutil.rmtree(leftover, ignore_errors=True)
+            else:
+                leftover.unlink(missing_ok=True)
 
 
 @contextmanager
@@ -22,6 +47,7 @@ def atomic_path(dest: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     """
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale(dest)
     tmp = _temp_name(dest, suffix)
     try:
         yield tmp
@@ -39,6 +65,7 @@ def atomic_dir(dest: str | os.PathLike, replace: bool = False) -> Iterator[Path]
     """
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale(dest)
     tmp = _temp_name(dest)
     tmp.mkdir()
     try:

@@ -159,7 +159,7 @@ def plot_predicted(files: list, results: list) -> Figure:
     import numpy as np
     from PIL import Image
 
-    from .preprocess import open_image, to_gray
+    from .images import open_image, to_gray
 
     viewable = ("1", "L", "LA", "P", "PA", "RGB", "RGBA")  # Pillow modes matplotlib draws as they are
     originals = []

@@ -11,20 +11,16 @@ rebuilds those conditions step by step:
   at (14, 14) in 28x28.
 """
 
-import io
 import os
-from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image
 
+from . import images
 from .errors import DigitlearnError
+from .images import ImageError
 
-# The formats people's images come in. Pillow knows more, some of which run other programs
-# (EPS runs Ghostscript), so only these are opened. (Cameras' MPO files open as JPEG.)
-FORMATS = ("PNG", "JPEG", "BMP", "GIF", "WEBP", "TIFF")
-MAX_PIXELS = 50_000_000  # larger is a decompression bomb or not a digit
 WORK_SIZE = 256  # pixels on the longer side; a digit needs no more to be read, and it bounds the time
 BOX, SIZE = 20, 28  # MNIST: fitted into 20x20, placed in 28x28
 CENTRE = 14.0  # MNIST's mean centre of mass, in pixel indices, is (14.0, 14.0) to 0.01
@@ -35,70 +31,16 @@ ImageSource = str | os.PathLike | bytes | Image.Image | np.ndarray | torch.Tenso
 # preparing an image needs it, not loading a model or `import digitlearn`
 
 
-class ImageError(DigitlearnError):
-    """A file or upload that is not an image we can read."""
-
-
 class NoDigitError(DigitlearnError):
     """An image with nothing that looks like ink on it."""
-
-
-def _name(source: ImageSource) -> str:
-    if isinstance(source, str | os.PathLike):
-        return str(source)
-    return "the image" if not isinstance(source, bytes) else "the uploaded data"
-
-
-def open_image(source: str | os.PathLike | bytes) -> Image.Image:
-    """Open an image file (or its bytes) safely: known formats only, size checked before decoding."""
-    name = _name(source)
-    try:
-        # closed by the `with` below, once the image is decoded
-        fp = io.BytesIO(source) if isinstance(source, bytes) else Path(source).open("rb")  # noqa: SIM115
-    except OSError as e:
-        raise ImageError(f"{name}: cannot read it ({e.strerror or e})") from None
-    with fp:
-        Image.init()  # registers every plugin, so `formats` can name them (the first call only)
-        try:
-            img = Image.open(fp, formats=FORMATS)
-            if img.width * img.height > MAX_PIXELS:
-                raise ImageError(f"{name}: {img.width}x{img.height} pixels is too large for a digit image")
-            img.seek(0)  # an animated GIF or multi-page TIFF: its first frame
-            img.load()  # decode now, while the file is open, so truncated files fail here
-            img = ImageOps.exif_transpose(img)  # phone photos store their rotation separately
-        except UnidentifiedImageError:
-            raise ImageError(f"{name}: not an image in a known format ({', '.join(FORMATS)})") from None
-        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
-            raise ImageError(f"{name}: cannot decode the image ({e})") from None
-    return img
-
-
-def to_gray(img: Image.Image) -> np.ndarray:
-    """Any Pillow image as float32 luminance in [0, 1]; transparency is flattened onto a
-    background that contrasts with the ink, so a white digit on a transparent canvas survives."""
-    if img.mode == "P":
-        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
-    if img.mode in ("I", "I;16", "I;16L", "I;16B", "I;16N", "F"):  # 16-bit and float grayscale
-        a = np.asarray(img, dtype=np.float32)
-        top = 1.0 if img.mode == "F" and a.max() <= 1 else 255.0 if a.max() <= 255 else 65535.0
-        return np.clip(a / top, 0, 1)
-    if "A" in img.getbands() or img.mode == "PA" or "transparency" in img.info:
-        la = np.asarray(img.convert("LA"), dtype=np.float32) / 255
-        gray, alpha = la[..., 0], la[..., 1]
-        if alpha.min() < 1:
-            opaque = alpha > 0.5
-            ink_is_dark = gray[opaque].mean() < 0.5 if opaque.any() else True
-            return gray * alpha + (1.0 if ink_is_dark else 0.0) * (1 - alpha)
-        return gray
-    return np.asarray(img.convert("L"), dtype=np.float32) / 255
 
 
 def read_gray(source: ImageSource) -> np.ndarray:
     """An image from a path, bytes, a Pillow image, or an array/tensor (H x W, uint8 or float in [0, 1])."""
     if isinstance(source, str | os.PathLike | bytes):
-        return to_gray(open_image(source))
+        return images.read_gray(source)
     if isinstance(source, Image.Image):
-        return to_gray(source)
+        return images.to_gray(source)
     a = source.detach().cpu().numpy() if isinstance(source, torch.Tensor) else np.asarray(source)
     if a.ndim == 3 and a.shape[0] == 1:
         a = a[0]
@@ -210,7 +152,7 @@ def _ink_box(ink: np.ndarray) -> tuple[slice, slice]:
 def clean(source: ImageSource) -> np.ndarray:
     """The image as light ink on a black background in [0, 1], at most WORK_SIZE a side, with
     paper shading, noise and small specks removed. Raises NoDigitError when no ink is left."""
-    name = _name(source)
+    name = images.describe(source)
     full = read_gray(source)
     ink = _clean(_shrink(full), name)
     rows, cols = _ink_box(ink)

@@ -28,6 +28,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load, save_file
 from tqdm.auto import tqdm
 
+from . import images
 from .errors import DataError
 from .files import atomic_dir, atomic_path
 from .sources import ARCHIVE_SUFFIXES, cache_home, extract_archive
@@ -49,22 +50,6 @@ def natural_key(name: str) -> list:
     return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]
 
 
-def to_gray(img: Image.Image) -> Image.Image:
-    """Any PIL image as 8-bit grayscale ('L').
-
-    16-bit images are scaled (not clipped) to 0-255. Transparent pixels count as background:
-    the gray value is multiplied by alpha, so ink drawn on a transparent canvas stays ink.
-    """
-    if img.mode in ("I", "I;16", "I;16L", "I;16B", "I;16N"):
-        a = np.asarray(img, dtype=np.int64).clip(0, 65535)
-        return Image.fromarray(((a * 255 + 32767) // 65535).astype(np.uint8))
-    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in img.info:
-        gray, alpha = img.convert("LA").split()
-        a = np.asarray(gray, dtype=np.uint16) * np.asarray(alpha, dtype=np.uint16)
-        return Image.fromarray(((a + 127) // 255).astype(np.uint8))
-    return img if img.mode == "L" else img.convert("L")
-
-
 def resized(gray: Image.Image, size: Size | None) -> Image.Image:
     """`gray` at `size` (height, width); unchanged when no size is asked for or it already fits."""
     if size is None or gray.size == (size[1], size[0]):
@@ -73,20 +58,29 @@ def resized(gray: Image.Image, size: Size | None) -> Image.Image:
 
 
 def read_image(path: str | os.PathLike, size: Size | None = None) -> np.ndarray:
-    """One image file as a uint8 (H, W) array, resized to `size` (height, width) if given."""
-    with Image.open(path) as img:
-        return np.asarray(resized(to_gray(img), size))
+    """One image file as a uint8 (H, W) array, resized to `size` (height, width) if given.
+
+    Opened as every image is (`images.open_image`: known formats only, size checked before
+    decoding); transparent pixels are background, MNIST's black, so ink on a transparent canvas
+    stays ink.
+    """
+    gray = np.round(images.read_gray(path, background=0.0) * 255).astype(np.uint8)
+    if size is None or gray.shape == tuple(size):
+        return gray
+    return np.asarray(resized(Image.fromarray(gray), size))
 
 
-def _decode_chunk(task: tuple[list[str], Size | None]) -> tuple[np.ndarray | None, list, tuple | None]:
+def _decode_chunk(task: tuple[list[str], Size | None]) -> tuple[np.ndarray | None, list, str | None]:
     """Worker: decode a list of files into (stacked images if all one size, shapes, error)."""
     paths, size = task
     arrays = []
     for p in paths:
         try:
             arrays.append(read_image(p, size))
-        except Exception as e:  # untrusted files fail in many ways; report which file and why
-            return None, [], (p, f"{type(e).__name__}: {e}")
+        except images.ImageError as e:  # it names the file
+            return None, [], str(e)
+        except Exception as e:  # a failure images does not know yet: still say which file and why
+            return None, [], f"{p}: {type(e).__name__}: {e}"
     shapes = [a.shape for a in arrays]
     return (np.stack(arrays) if len(set(shapes)) == 1 else None), shapes, None
 
@@ -123,7 +117,7 @@ def decode_images(paths: list[str], size: Size | None = None, desc: str = "decod
         results = [_decode_chunk(t) for t in tasks]
     for _, _, error in results:
         if error:
-            raise DataError(f"cannot read image {error[0]}: {error[1]}")
+            raise DataError(f"cannot read image {error}")
     shapes = [s for _, chunk_shapes, _ in results for s in chunk_shapes]
     odd = next((i for i, s in enumerate(shapes) if s != shapes[0]), None)
     if odd is not None:

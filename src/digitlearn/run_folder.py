@@ -15,6 +15,7 @@ from .errors import DigitlearnError
 from .files import atomic_dir
 from .plots import plot_history, save_figure
 from .recipes import Recipe
+from .runs import CONFIG, FORMAT, WEIGHTS, read_config
 from .training import Learner, MixedPrecision, write_history
 
 
@@ -29,13 +30,33 @@ def new_run_dir(data: str, name: str, root: str | Path = "runs") -> Path:
     return out
 
 
+# what a run folder holds: replacing one (--force) deletes nothing else
+RUN_FILES = frozenset({CONFIG, WEIGHTS, "history.csv", "history.json", "history.png"})
+
+
+def is_run_folder(path: Path) -> bool:
+    """Whether `path` is a folder that digitlearn wrote as a run, holding nothing but a run's files."""
+    if not path.is_dir() or path.is_symlink():
+        return False
+    try:
+        config = read_config(path)
+    except DigitlearnError:
+        return False
+    return config.get("format") == FORMAT and {p.name for p in path.iterdir()} <= RUN_FILES
+
+
 def check_run_dir(out: str | Path, replace: bool = False) -> Path:
-    """`out` as a place to write a run: new, or (with `replace`) an existing folder."""
+    """`out` as a place to write a run: new, or (with `replace`) an earlier run, and only that."""
     out = Path(out)
+    if out.is_symlink() or (out.exists() and not out.is_dir()):
+        raise DigitlearnError(f"{out} is not a folder: --out names a folder for the run")
     if out.exists() and not replace:
         raise DigitlearnError(f"{out} already exists: choose another --out, or add --force to replace it")
-    if out.exists() and not out.is_dir():
-        raise DigitlearnError(f"{out} is a file: --out names a folder for the run")
+    if out.exists() and not is_run_folder(out):
+        raise DigitlearnError(
+            f"{out} is not a digitlearn run (it holds other files): --force replaces only a run; "
+            "choose another --out"
+        )
     return out
 
 

@@ -26,8 +26,9 @@ from PIL import Image
 from starlette.concurrency import run_in_threadpool
 
 from .errors import DigitlearnError
+from .images import ImageError
 from .predictor import Predictor
-from .preprocess import ImageError, NoDigitError
+from .preprocess import NoDigitError
 
 MAX_BYTES = 5 * 2**20  # a photo from a phone fits; a drawing is a few kB
 

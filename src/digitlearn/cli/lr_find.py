@@ -2,16 +2,18 @@
 
 import argparse
 
-from .shared import Interrupted, add_recipe, load_data, positive, recipe_from
+from .shared import Interrupted, add_recipe, learning_rate, load_data, number, recipe_from
 
 NAME, HELP, TORCH = "lr-find", "suggest a learning rate and plot loss against learning rate", True
 
 
 def add_arguments(q: argparse.ArgumentParser) -> None:
     add_recipe(q)
-    q.add_argument("--start-lr", type=positive(float), default=1e-7)
-    q.add_argument("--end-lr", type=positive(float), default=10.0)
-    q.add_argument("--num-it", type=positive(int), default=100, help="batches to try (default %(default)s)")
+    q.add_argument("--start-lr", type=learning_rate, default=1e-7)
+    q.add_argument("--end-lr", type=learning_rate, default=10.0)
+    q.add_argument(
+        "--num-it", type=number(int, 1, 100_000), default=100, help="batches to try (default %(default)s)"
+    )
     q.add_argument("--out", metavar="FILE.png", default="lr_find.png", help="the plot (default %(default)s)")
 
 

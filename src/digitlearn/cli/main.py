@@ -21,16 +21,16 @@ from . import (
     show,
     train,
 )
-from .shared import Interrupted, threads_parent
+from .shared import Interrupted, Parser, threads_parent
 
 # in the order `digitlearn --help` lists them
 COMMANDS = (datasets, baseline, show, train, recipes, compare, lr_find, evaluate, predict, reproduce, serve)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="digitlearn", description="fastbook chapter 4 as real software.")
+    p = Parser(prog="digitlearn", description="fastbook chapter 4 as real software.")
     p.add_argument("--version", action="version", version=f"digitlearn {__version__}")
-    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=Parser)
     threads = threads_parent()
     for command in COMMANDS:
         q = sub.add_parser(command.NAME, help=command.HELP, parents=[threads] if command.TORCH else [])

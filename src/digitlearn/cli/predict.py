@@ -6,7 +6,7 @@ import sys
 
 from ..errors import DigitlearnError
 from ..jsondata import jsonable
-from .shared import positive
+from .shared import count
 
 NAME, HELP, TORCH = "predict", "classify your own digit images (any size, format, colours)", True
 
@@ -14,7 +14,7 @@ NAME, HELP, TORCH = "predict", "classify your own digit images (any size, format
 def add_arguments(q: argparse.ArgumentParser) -> None:
     q.add_argument("run_dir", metavar="RUN_DIR", help="a run folder written by `digitlearn train`")
     q.add_argument("images", metavar="IMAGE", nargs="+", help="PNG, JPEG, BMP, GIF, WebP or TIFF files")
-    q.add_argument("--top", type=positive(int), default=3, help="probabilities shown per image")
+    q.add_argument("--top", type=count, default=3, help="probabilities shown per image")
     q.add_argument("--json", action="store_true", help="print the results as JSON")
     q.add_argument("--show", metavar="FILE.png", help="draw each image above the 28x28 input the model saw")
     q.add_argument("--device", default="cpu", help="cpu (default), cuda or auto")

@@ -3,7 +3,7 @@ flags, and the one way a command says it was interrupted."""
 
 import argparse
 import math
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from ..models import MODELS
 from ..recipes import RECIPES, Recipe, recipe_for
@@ -24,6 +24,42 @@ class Interrupted(Exception):
 
 
 # ---------------------------------------------------------------- argument types
+# Every number a user types has a range, checked while parsing, before any work: a typo must not
+# train to a loss of -566 (label smoothing 2), allocate 360 GB (channels 100000) or serve on
+# another port than asked (70000).
+
+MAX_SIZE = 1024  # image side: MNIST is 28; beyond this, one image is megabytes of floats
+MAX_WIDTH = 4096  # channels or units of one layer
+MAX_LAYERS = 16
+MAX_SEED = 2**63 - 1  # torch.manual_seed takes up to a signed 64-bit integer
+
+
+class Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line (the full usage is a `--help` away)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def number(kind: type, low: float, high: float, low_open: bool = False, high_open: bool = False):
+    """An argument type: a `kind` (int or float) from `low` to `high` (excluded at an open end)."""
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except (ValueError, OverflowError):
+            value = math.nan
+        above = value > low if low_open else value >= low
+        below = value < high if high_open else value <= high
+        if not (above and below):  # also NaN and infinities
+            if kind is int:
+                what = f"a whole number from {low:,} to {high:,}"
+            else:
+                what = f"a number in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what}")
+        return value
+
+    return parse
 
 
 def size(text: str) -> tuple[int, int]:
@@ -31,8 +67,8 @@ def size(text: str) -> tuple[int, int]:
         parts = [int(p) for p in text.lower().split("x")]
     except ValueError:
         parts = []
-    if len(parts) not in (1, 2) or min(parts) < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a size like 28 or 28x28")
+    if len(parts) not in (1, 2) or not all(1 <= p <= MAX_SIZE for p in parts):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size like 28 or 28x28, up to {MAX_SIZE}")
     return (parts[0], parts[-1])
 
 
@@ -44,37 +80,24 @@ def index_range(text: str) -> slice:
     return slice(start, stop)
 
 
-def positive(kind: type):
-    def parse(text: str):
-        try:
-            value = kind(text)
-        except ValueError:
-            value = None
-        if value is None or not value > 0:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a positive {kind.__name__}")
-        return value
-
-    return parse
-
-
-def probability(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not 0 <= value <= 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a probability from 0 to 1")
-    return value
-
-
 def layer_sizes(text: str) -> tuple[int, ...]:
     try:
         sizes = tuple(int(p) for p in text.split(","))
     except ValueError:
         sizes = ()
-    if not sizes or min(sizes) < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a list of layer sizes like 100 or 200,100")
+    if not 0 < len(sizes) <= MAX_LAYERS or not all(1 <= n <= MAX_WIDTH for n in sizes):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a list of layer sizes like 100 or 200,100 (1 to {MAX_WIDTH} each, "
+            f"at most {MAX_LAYERS} layers)"
+        )
     return sizes
+
+
+count = number(int, 1, 2**31 - 1)  # epochs, batches, images...
+probability = number(float, 0, 1)
+fraction = number(float, 0, 1, high_open=True)  # momentum, label smoothing
+# any positive finite rate: one too large to train is caught by the divergence guard, in one line
+learning_rate = number(float, 0, math.inf, low_open=True, high_open=True)
 
 
 # ---------------------------------------------------------------- option groups
@@ -85,7 +108,7 @@ def threads_parent() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(add_help=False)
     p.add_argument(
         "--threads",
-        type=positive(int),
+        type=number(int, 1, 1024),
         metavar="N",
         help="PyTorch threads (default: $DIGITLEARN_THREADS, else one per core); 1 can be faster when "
         "other programs keep the cores busy",
@@ -112,7 +135,9 @@ def add_device(q: argparse.ArgumentParser, default: str = "auto") -> None:
 
 
 def add_seed(q: argparse.ArgumentParser) -> None:
-    q.add_argument("--seed", type=int, default=42, help="random seed (default %(default)s)")
+    q.add_argument(
+        "--seed", type=number(int, 0, MAX_SEED), default=42, help="random seed (default %(default)s)"
+    )
 
 
 def add_recipe(q: argparse.ArgumentParser) -> None:
@@ -124,19 +149,21 @@ def add_recipe(q: argparse.ArgumentParser) -> None:
     q.add_argument("--recipe", choices=list(RECIPES), help="a named recipe (see `digitlearn recipes`)")
     q.add_argument("--model", choices=list(MODELS), help="default: the recipe's model, else simple_net")
     q.add_argument("--hidden", type=layer_sizes, help="hidden layer sizes (mlp, lenet), e.g. 200,100")
-    q.add_argument("--init-std", type=positive(float), help="linear: std of the initial weights")
+    q.add_argument(
+        "--init-std", type=number(float, 0, 100, low_open=True), help="linear: std of the initial weights"
+    )
     q.add_argument("--channels", type=layer_sizes, help=f"channels per stage ({images}), e.g. 16,32,64")
-    q.add_argument("--bs", type=positive(int), help="batch size")
+    q.add_argument("--bs", type=number(int, 1, 65536), help="batch size")
     q.add_argument("--opt", choices=["sgd", "adam"], help="optimizer (adam has decoupled weight decay)")
-    q.add_argument("--mom", type=float, help="momentum (sgd, default 0) or beta1 (adam, default 0.9)")
-    q.add_argument("--sqr-mom", type=float, help="adam's beta2 (default 0.999)")
-    q.add_argument("--wd", type=float, help="weight decay")
+    q.add_argument("--mom", type=fraction, help="momentum (sgd, default 0) or beta1 (adam, default 0.9)")
+    q.add_argument("--sqr-mom", type=fraction, help="adam's beta2 (default 0.999)")
+    q.add_argument("--wd", type=number(float, 0, 10), help="weight decay")
     q.add_argument(
         "--loss",
         choices=list(LOSS_NAMES),
         help="mnist (the chapter's), bce, or ce (softmax); default mnist for two classes, else ce",
     )
-    q.add_argument("--label-smoothing", type=float, help="label smoothing for --loss ce, e.g. 0.1")
+    q.add_argument("--label-smoothing", type=fraction, help="label smoothing for --loss ce, e.g. 0.1")
     q.add_argument(
         "--augment", action=argparse.BooleanOptionalAction, help=f"random shifts/rotations ({images})"
     )

@@ -4,7 +4,7 @@ import argparse
 
 from ..errors import DigitlearnError
 from ..tables import table
-from .shared import add_data, index_range, load_data
+from .shared import add_data, count, index_range, load_data, number
 
 NAME, HELP, TORCH = "show", "print an image's pixels and distances; draw images or class means", True
 
@@ -13,8 +13,10 @@ def add_arguments(q: argparse.ArgumentParser) -> None:
     add_data(q)
     q.add_argument("--split", default="train")
     q.add_argument("--class", dest="cls", metavar="CLASS", help="count --index within this class")
-    q.add_argument("--index", type=int, default=0, help="which image (default %(default)s)")
-    q.add_argument("--count", type=int, default=1, help="images in the --out figure, from --index")
+    q.add_argument(
+        "--index", type=number(int, 0, 2**31 - 1), default=0, help="which image (default %(default)s)"
+    )
+    q.add_argument("--count", type=count, default=1, help="images in the --out figure, from --index")
     q.add_argument("--rows", type=index_range, default=slice(None), help="print only these rows, e.g. 4:10")
     q.add_argument("--cols", type=index_range, default=slice(None), help="print only these columns")
     q.add_argument("--means", action="store_true", help="draw the class means (needs --out)")

@@ -4,7 +4,7 @@ import argparse
 from typing import TYPE_CHECKING
 
 from ..recipes import Recipe
-from .shared import Interrupted, add_recipe, load_data, positive, recipe_from
+from .shared import Interrupted, add_recipe, learning_rate, load_data, number, recipe_from
 
 if TYPE_CHECKING:
     from ..training import Learner
@@ -14,9 +14,9 @@ NAME, HELP, TORCH = "train", "train a model with the Learner and save the run", 
 
 def add_arguments(q: argparse.ArgumentParser) -> None:
     add_recipe(q)
-    q.add_argument("--epochs", type=positive(int), help="default: the recipe's")
+    q.add_argument("--epochs", type=number(int, 1, 100_000), help="default: the recipe's")
     q.add_argument(
-        "--lr", type=positive(float), help="(peak) learning rate; default: the recipe's (1e-3 for adam "
+        "--lr", type=learning_rate, help="(peak) learning rate; default: the recipe's (1e-3 for adam "
         "and 0.1 for sgd when --opt changes the optimizer)"
     )  # fmt: skip
     q.add_argument("--one-cycle", action=argparse.BooleanOptionalAction, help="one-cycle schedule up to --lr")

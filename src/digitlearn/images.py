@@ -1,0 +1,135 @@
+"""Opening images safely and making them gray: the one way every path reads an image, whether a
+dataset's file, a person's photo or an upload to the web API.
+
+- Only PNG, JPEG, BMP, GIF, WebP and TIFF are opened. Pillow knows more formats, and some run
+  other programs (EPS runs Ghostscript), so no file ever reaches those plugins, whatever its name.
+- Size is checked from the header, before decoding: at most MAX_PIXELS pixels, and at most
+  DECODE_BUDGET bytes for the decoded pixels and the copies made from them (EXIF rotation, mode
+  conversion, floats). A larger image is shrunk by a whole factor while it is decoded (JPEG) or
+  right after, before any copy, so a small file that decodes huge costs no more than a photo.
+- Everything that can fail on a strange file (decoding, the first frame of an animation, the
+  EXIF rotation, the conversion to gray) happens inside one guard, and fails as an ImageError
+  that names the file.
+"""
+
+import io
+import os
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .errors import DigitlearnError
+
+# (cameras' MPO files open as JPEG)
+FORMATS = ("PNG", "JPEG", "BMP", "GIF", "WEBP", "TIFF")
+MAX_PIXELS = 50_000_000  # larger is a decompression bomb or not a digit
+DECODE_BUDGET = 128 * 2**20  # bytes for an image's pixels and every copy made on the way to gray
+WORK_SIDE = 2048  # a larger image is shrunk to this side before any copy: a digit needs far less
+# bytes per pixel of a mode, decoded; the floats of the gray image and its working copies follow
+_BYTES = {"1": 1, "L": 1, "P": 1, "LA": 2, "PA": 2, "La": 2, "I;16": 2, "I;16L": 2, "I;16B": 2, "I;16N": 2}
+_COPIES = 4  # the decoded image, a rotated or converted copy, two float32 arrays (per pixel: 1 + 1 + 8)
+
+ImageFile = str | os.PathLike | bytes
+ORIENTATION = 0x0112  # the EXIF tag
+
+
+class ImageError(DigitlearnError):
+    """A file or upload that is not an image we can read."""
+
+
+def describe(source: object) -> str:
+    """How an error names the image: its path, or what it was."""
+    if isinstance(source, str | os.PathLike):
+        return str(source)
+    return "the uploaded data" if isinstance(source, bytes) else "the image"
+
+
+def _cost(img: Image.Image) -> int:
+    """Bytes the pixels will take from decoding to float gray, at most (see _COPIES)."""
+    return img.width * img.height * (_BYTES.get(img.mode, 4) * 2 + 8)
+
+
+def _shrink_while_decoding(img: Image.Image) -> Image.Image:
+    """A JPEG can be decoded straight to 1/2, 1/4 or 1/8 of its size: ask for no more than needed."""
+    if img.format == "JPEG" and max(img.size) > WORK_SIDE:
+        img.draft(img.mode, (WORK_SIDE, WORK_SIDE))
+    return img
+
+
+def _shrink(img: Image.Image) -> Image.Image:
+    """At most WORK_SIDE pixels a side, by a whole factor (a box filter: fast, and no copy of the
+    full image beyond the decoded one)."""
+    factor = -(-max(img.size) // WORK_SIDE)  # ceiling division
+    return img.reduce(factor) if factor > 1 else img
+
+
+def open_image(source: ImageFile) -> Image.Image:
+    """Open an image file (or its bytes) safely and decode it: its first frame, shrunk if huge,
+    turned upright as its EXIF says. Raises ImageError naming the file."""
+    name = describe(source)
+    try:
+        # closed by the `with` below, once the image is decoded
+        fp = io.BytesIO(source) if isinstance(source, bytes) else Path(source).open("rb")  # noqa: SIM115
+    except OSError as e:
+        raise ImageError(f"{name}: cannot read it ({e.strerror or e})") from None
+    with fp:
+        Image.init()  # registers every plugin, so `formats` can name them (the first call only)
+        try:
+            img = Image.open(fp, formats=FORMATS)
+            if img.width * img.height > MAX_PIXELS:
+                raise ImageError(f"{name}: {img.width}x{img.height} pixels is too large for a digit image")
+            img.seek(0)  # an animated GIF or multi-page TIFF: its first frame
+            img = _shrink_while_decoding(img)
+            if img.width * img.height * _BYTES.get(img.mode, 4) > DECODE_BUDGET:
+                raise ImageError(
+                    f"{name}: {img.width}x{img.height} pixels in mode {img.mode} is too large to decode"
+                )
+            img.load()  # decode now, while the file is open, so truncated files fail here
+            img = _shrink(img)
+            if img.getexif().get(ORIENTATION, 1) != 1:  # phones store the rotation apart
+                img = ImageOps.exif_transpose(img)
+        except UnidentifiedImageError:
+            raise ImageError(f"{name}: not an image in a known format ({', '.join(FORMATS)})") from None
+        except (OSError, SyntaxError, ValueError, TypeError, Image.DecompressionBombError) as e:
+            raise ImageError(f"{name}: cannot decode the image ({e})") from None
+    return img
+
+
+def to_gray(img: Image.Image, background: float | None = None) -> np.ndarray:
+    """Any Pillow image as float32 luminance in [0, 1].
+
+    Transparent pixels take the shade `background`; None picks the shade that contrasts with the
+    opaque pixels, so dark or white ink on a transparent canvas both survive. 16-bit images are
+    scaled from their full range (or from 0-255, when no value passes 255); float images ("F")
+    from 0-1 if they fit it.
+    """
+    if img.mode == "P":
+        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
+    if img.mode in ("I", "I;16", "I;16L", "I;16B", "I;16N", "F"):  # 16-bit and float grayscale
+        a = np.asarray(img, dtype=np.float32)
+        top = 1.0 if img.mode == "F" and a.max() <= 1 else 255.0 if a.max() <= 255 else 65535.0
+        return np.clip(a / top, 0, 1)
+    if "A" in img.getbands() or img.mode == "PA" or "transparency" in img.info:
+        la = np.asarray(img.convert("LA"), dtype=np.float32) / 255
+        gray, alpha = la[..., 0], la[..., 1]
+        if alpha.min() < 1:
+            if background is None:
+                opaque = alpha > 0.5
+                ink_is_dark = gray[opaque].mean() < 0.5 if opaque.any() else True
+                background = 1.0 if ink_is_dark else 0.0
+            return gray * alpha + background * (1 - alpha)
+        return gray
+    return np.asarray(img if img.mode == "L" else img.convert("L"), dtype=np.float32) / 255
+
+
+def read_gray(source: ImageFile, background: float | None = None) -> np.ndarray:
+    """An image file (or its bytes) as float32 gray in [0, 1]: `open_image`, then `to_gray`, the
+    conversion inside the same guard (a mode Pillow cannot convert is an ImageError too)."""
+    img = open_image(source)
+    if _cost(img) > DECODE_BUDGET * _COPIES:
+        raise ImageError(f"{describe(source)}: {img.width}x{img.height} pixels is too large to convert")
+    try:
+        return to_gray(img, background)
+    except (OSError, ValueError, TypeError) as e:
+        raise ImageError(f"{describe(source)}: cannot convert the image to gray ({e})") from None
