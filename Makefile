@@ -8,7 +8,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup demo test notebook lint bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,10 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+notebook: $(STAMP)
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[notebook]'
+	$(BIN)/jupyter lab notebooks/chapter4.ipynb
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench

@@ -97,3 +97,19 @@ def test_an_import_through_a_subpackage_counts_its_init():
     edges = graph()
     assert "digitlearn.training" in edges["digitlearn.recipes"]  # recipes builds Learners
     assert "digitlearn.training" not in edges["digitlearn.training.augment"]  # inside: no
+
+
+def test_the_maps_for_newcomers_name_every_module():
+    """The README's "Where things live" and docs/architecture.md's layout list each module, so a
+    module added without its line in both fails here (a package's modules may be listed by name
+    under the package's row)."""
+    root = PACKAGE.parent.parent
+    readme = (root / "README.md").read_text().split("## Where things live", 1)[1].split("\n## ", 1)[0]
+    layout = (root / "docs" / "architecture.md").read_text()
+    for path in sorted(PACKAGE.rglob("*.py")):
+        if path.name in ("__init__.py", "__main__.py") or path.parent.name == "cli":
+            continue  # cli/: "one module per command", each named after its command
+        for name, text in (("README.md", readme), ("docs/architecture.md", layout)):
+            assert f"{path.name}`" in text or f"{path.stem}`" in text, (
+                f"{name} does not name {path.relative_to(PACKAGE)}"
+            )

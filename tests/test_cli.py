@@ -18,7 +18,7 @@ import pytest
 import torch
 from PIL import Image
 
-from digitlearn import Callback, Learner, load_model
+from digitlearn import Callback, DigitlearnError, Learner, load_model
 from digitlearn.cli import main
 
 from .conftest import make_folder
@@ -284,6 +284,49 @@ def test_bad_training_arguments_exit_2(args, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["train", *args])
     assert exit_info.value.code == 2 and "error: argument" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["train", "--label-smoothing", "2"], "'2' is not a number in [0, 1)"),
+        (["train", "--label-smoothing", "1"], "'1' is not a number in [0, 1)"),
+        (["train", "--mom", "-0.1"], "'-0.1' is not a number in [0, 1)"),
+        (["train", "--seed", str(2**64)], f"'{2**64}' is not a whole number from 0 to"),
+        (["train", "--seed", "-1"], "'-1' is not a whole number from 0 to"),
+        (["train", "--channels", "100000,100000"], "'100000,100000' is not a list of layer sizes"),
+        (["train", "--channels", "8.5,16"], "'8.5,16' is not a list of layer sizes"),
+        (["train", "--hidden", ",".join(["8"] * 17)], f"'{','.join(['8'] * 17)}' is not a list"),
+        (["train", "--size", "20000"], "'20000' is not a size like 28 or 28x28, up to 1024"),
+        (["train", "--epochs", "1e9"], "'1e9' is not a whole number"),
+        (["train", "--lr", "inf"], "'inf' is not a number in (0, inf)"),
+        (["train", "--wd", "-1"], "'-1' is not a number in [0, 10]"),
+        (["train", "--bs", "1000000"], "'1000000' is not a whole number from 1 to 65,536"),
+        (["train", "--threads", "0"], "'0' is not a whole number from 1"),
+        (["train", "--init-std", "0"], "'0' is not a number in (0, 100]"),
+        (["serve", "RUN", "--port", "70000"], "'70000' is not a whole number from 0 to 65,535"),
+        (["serve", "RUN", "--port", "-1"], "'-1' is not a whole number from 0 to 65,535"),
+        (["serve", "RUN", "--max-bytes", "0"], "'0' is not a whole number from 1"),
+        (["evaluate", "RUN", "--size", "0x28"], "'0x28' is not a size"),
+        (["predict", "RUN", "x.png", "--top", "0"], "'0' is not a whole number from 1"),
+        (["lr-find", "--num-it", "-5"], "'-5' is not a whole number from 1"),
+    ],
+)
+def test_numbers_out_of_range_are_refused_before_any_work(args, message, capsys):
+    """Each numeric option has a range, checked by the parser: one line naming the option and the
+    range, exit status 2, and nothing read, trained or served."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.count("\n") == 1, err
+    assert f"error: argument {next(a for a in args if a.startswith('--'))}: {message}" in err, err
+
+
+def test_label_smoothing_is_checked_in_python_too():
+    from digitlearn.recipes import default_recipe
+
+    with pytest.raises(DigitlearnError, match="label smoothing is from 0 to under 1, not 2"):
+        default_recipe("mlp").updated(label_smoothing=2).loss_func(10)
 
 
 def test_binary_loss_on_three_classes_is_refused(tmp_path, capsys):

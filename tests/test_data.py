@@ -136,3 +136,15 @@ def test_normalized_dataloaders_use_the_training_statistics(tmp_path):
 def test_mnist_statistics(mnist):
     fmt = mnist.dataloaders(normalize=True).input_format
     assert (fmt["mean"], fmt["std"]) == (0.1307, 0.3081)  # the figures every MNIST example uses
+
+
+def test_reprs_are_a_line_however_large_the_split(tmp_path):
+    ds = load_dataset(make_folder(tmp_path / "ds", n=3))
+    assert repr(ds.train) == "Split(6 images of 8x8 uint8)"
+    big = Split(
+        torch.zeros(70_000, 28, 28, dtype=torch.uint8),
+        torch.zeros(70_000),
+        [f"{i}.png" for i in range(70_000)],
+    )
+    assert repr(big) == "Split(70000 images of 28x28 uint8)"
+    assert repr(ds).count("\n") == 0 and len(repr(ds)) < 200

@@ -1,6 +1,8 @@
 """Atomic writes: a file or folder appears whole or not at all."""
 
 import os
+import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -55,3 +57,36 @@ def test_atomic_dir_replace_swaps_a_whole_folder(tmp_path):
         (staging / "new").write_text("y")
     assert [p.name for p in dest.iterdir()] == ["new"]
     assert [p.name for p in tmp_path.iterdir()] == ["run"]  # no leftovers beside it
+
+
+def dead_pid() -> int:
+    """The process id of a process that has exited (and been reaped)."""
+    process = subprocess.Popen(["true"])
+    process.wait()
+    return process.pid
+
+
+def leftover(dest: Path, pid: int, folder: bool = False) -> Path:
+    """What a writer of `dest` with process id `pid` leaves if killed mid-write."""
+    part = dest.parent / f".{dest.name}.{pid}-0123456789ab.part"
+    if folder:
+        (part / "half").mkdir(parents=True)
+    else:
+        part.write_bytes(b"half")
+    return part
+
+
+def test_leftovers_of_killed_writers_are_removed_by_the_next_write(tmp_path):
+    dead = dead_pid()
+    gone = [
+        leftover(tmp_path / "data", dead, folder=True),
+        leftover(tmp_path / "old-name", dead),  # a name nobody writes again: swept all the same
+        leftover(tmp_path / "x", 10**30),  # no process can have that id
+    ]
+    live = leftover(tmp_path / "data", os.getpid())  # a writer at work: left alone
+    unrelated = tmp_path / ".data.notes.part"
+    unrelated.write_text("x")
+    with atomic_dir(tmp_path / "data"):
+        pass
+    assert not any(p.exists() for p in gone)
+    assert live.exists() and unrelated.exists()

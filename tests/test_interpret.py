@@ -109,3 +109,9 @@ def test_from_run_interprets_a_saved_model_as_the_learner_did(tmp_path, loss):
     torch.testing.assert_close(saved.probs, learned.probs)
     assert torch.equal(saved.confusion_matrix(), learned.confusion_matrix())
     torch.testing.assert_close(saved.images.float() / 255, learned.images, atol=1e-6, rtol=0)
+
+
+def test_classification_interpretation_is_fastais_name_for_it():
+    from digitlearn import ClassificationInterpretation
+
+    assert ClassificationInterpretation is Interpretation

@@ -6,6 +6,7 @@ and the full `reproduce` run's (tests/test_reproduce.py), which train it the sam
 
 import itertools
 import os
+import re
 import signal
 
 import pytest
@@ -37,8 +38,8 @@ from digitlearn import (
     simple_net,
 )
 from digitlearn.device import pick_device
+from digitlearn.training import LRFindResult, suggest_lr
 from digitlearn.training import learner as learner_module
-from digitlearn.training import suggest_lr
 
 from .conftest import toy_dls
 
@@ -311,6 +312,14 @@ def test_lr_find_puts_the_model_back():
     assert lrs[0] == pytest.approx(1e-7) and all(b > a for a, b in itertools.pairwise(lrs))
     assert 1e-4 < result.suggestion < 10
     assert result.plot().axes[0].get_xscale() == "log"
+    # one line in a notebook, and its plot as a picture
+    assert re.fullmatch(
+        r"LRFindResult\(suggestion \d\.\d\de[+-]\d\d; \d+ learning rates from 1e-07 to .*\)", repr(result)
+    )
+    assert result._repr_png_().startswith(b"\x89PNG")
+    assert repr(LRFindResult([1e-7, 1e-6], [1.0, float("nan")])).startswith(
+        "LRFindResult(the lr finder recorded 1"
+    )
 
 
 def test_lr_find_keeps_the_callbacks_that_change_training():
@@ -373,3 +382,89 @@ def test_to_bf16_warns_in_one_line_where_bf16_is_emulated(fast, monkeypatch, cap
         assert err.count("\n") == 1 and err.startswith("digitlearn: warning: this CPU (")
         assert "bf16 is emulated and training will be slower than in fp32" in err
     assert any(type(cb).__name__ == "MixedPrecision" for cb in learn.cbs)  # it still does as asked
+
+
+# ---------------------------------------------------------------- what a notebook shows
+
+
+def test_fit_returns_the_epochs_history_keras_style():
+    set_seed(0)
+    learn = Learner(toy_dls(), nn.Linear(8, 1), opt_func=SGD, loss_func=mnist_loss, metrics=batch_accuracy,
+                    progress=False)  # fmt: skip
+    history = learn.fit(3, 0.5)
+    assert history.epoch == [0, 1, 2] and len(history) == 3
+    assert list(history.history) == ["train_loss", "valid_loss", "batch_accuracy", "time"]
+    assert history.history["valid_loss"] == [r["valid_loss"] for r in learn.recorder.history]
+    assert history.history["valid_loss"][-1] < history.history["valid_loss"][0]  # it trained
+    lines = repr(history).splitlines()
+    assert lines[0].split() == ["epoch", "train_loss", "valid_loss", "batch_accuracy", "time"]
+    assert len(lines) == 4 and lines[3].split()[0] == "2"
+    html = history._repr_html_()
+    assert html.count("<tr>") == 4 and f"{history.history['valid_loss'][-1]:.4f}" in html
+    again = learn.fit_one_cycle(2, 0.5)  # a History of its own epochs only
+    assert again.epoch == [0, 1] and again.history["train_loss"] == [
+        r["train_loss"] for r in learn.recorder.history
+    ]
+
+
+def test_summary_lists_each_layer_its_output_and_parameters():
+    learn = Learner(
+        toy_dls(bs=16), nn.Sequential(nn.Linear(8, 5), nn.ReLU(), nn.Linear(5, 1)), progress=False
+    )
+    summary = learn.summary()
+    assert [(layer, shape, n) for layer, shape, n, _ in summary.rows] == [
+        ("0: Linear", "16 x 5", 45), ("1: ReLU", "16 x 5", 0), ("2: Linear", "16 x 1", 6)
+    ]  # fmt: skip
+    assert summary.total == 51 == sum(p.numel() for p in learn.model.parameters())
+    text = repr(summary)
+    assert text.startswith("Sequential\nlayer") and text.endswith(
+        "51 parameters (51 trainable); input 16 x 8"
+    )
+    assert summary._repr_html_().count("<tr>") == 4
+    learn.model[0].requires_grad_(False)
+    assert learn.summary().trainable == 6
+
+
+def test_summary_counts_parameters_a_module_holds_itself():
+    class Scaled(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.scale = nn.Parameter(torch.ones(1))
+            self.body = nn.Linear(8, 1)
+
+        def forward(self, x):
+            return self.body(x) * self.scale
+
+    summary = Learner(toy_dls(), Scaled(), progress=False).summary()
+    assert summary.total == 10 and summary.rows[-1][0] == "(parameters outside the layers above)"
+
+
+def test_repr_is_one_line():
+    learn = Learner(toy_dls(), nn.Linear(8, 1), metrics=batch_accuracy, progress=False)
+    assert repr(learn) == (
+        "Learner(Linear, 9 parameters, 192 train, 64 valid, loss mnist_loss, metrics batch_accuracy, cpu)"
+    )
+
+
+@pytest.mark.parametrize("model", ["simple_net", "lenet"])
+def test_load_learner_predicts_as_the_learner_did(tmp_path, model):
+    """A saved run back as a Learner for inference: the same predictions from the same weights,
+    for a flat model and an image model, on three classes."""
+    from digitlearn import load_learner
+    from digitlearn.recipes import default_recipe
+
+    from .conftest import make_folder
+
+    ds = load_dataset(make_folder(tmp_path / "ds", classes=("a", "b", "c"), n=4, size=12))
+    recipe = default_recipe(model).updated(epochs=1, bs=4)
+    learn = recipe.learner(ds, device="cpu", progress=False)
+    recipe.fit(learn)
+    learn.save(tmp_path / "run")
+    loaded = load_learner(tmp_path / "run")
+    assert "no data" in repr(loaded) and loaded.dls.classes == ["a", "b", "c"]
+    for image in ds.valid.x:
+        label, index, probs = loaded.predict(image)
+        expected = learn.predict(image)
+        assert (label, index) == expected[:2] and torch.allclose(probs, expected[2], atol=1e-6)
+    assert loaded.summary().total == learn.summary().total
+    assert loaded.summary().input_shape[0] == 1  # no data: one blank input of the model's format

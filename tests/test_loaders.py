@@ -116,3 +116,27 @@ def test_a_subset_narrows_every_epoch_and_indices_name_each_batchs_items():
         assert sorted(seen) == [2, 5, 7, 9]
     dl.subset = None
     assert len(dl) == 4 and sorted(torch.cat([yb for _, yb in dl]).tolist()) == list(range(10))
+
+
+def test_show_batch_draws_the_first_training_images_titled_by_class():
+    """The images come back from the model's inputs (flat and normalised) as the dataset held them."""
+    x = torch.arange(12 * 4, dtype=torch.float32).reshape(12, 4) / 48  # twelve 2x2 "images"
+    fmt = {"height": 2, "width": 2, "flat": True, "mean": 0.5, "std": 0.25}
+    y = torch.arange(12) % 3
+    dls = DataLoaders(DataLoader((x - 0.5) / 0.25, y, bs=8), DataLoader(x, y, bs=8), ["a", "b", "c"], fmt)
+    fig = dls.show_batch(n=5)
+    panels = [ax for ax in fig.axes if ax.images]
+    assert [ax.get_title() for ax in panels] == ["a", "b", "c", "a", "b"]
+    assert torch.allclose(torch.tensor(panels[4].images[0].get_array()), x[4].reshape(2, 2), atol=1e-6)
+    assert len(DataLoaders(DataLoader(x, y, bs=4), DataLoader(x, y)).show_batch().axes) >= 4  # no names
+
+
+def test_reprs_are_short():
+    x, y = torch.zeros(1000, 784), torch.zeros(1000, dtype=torch.long)
+    dls = DataLoaders(DataLoader(x, y, bs=64, shuffle=True), DataLoader(x, y, bs=128), ["3", "7"])
+    assert repr(dls).splitlines() == [
+        "DataLoaders(train: DataLoader(1000 items [(1000, 784) float32, (1000,) int64], bs=64, shuffle=True, "
+        "16 batches),",
+        "            valid: DataLoader(1000 items [(1000, 784) float32, (1000,) int64], bs=128, "
+        "shuffle=False, 8 batches), classes 3, 7)",
+    ]

@@ -146,3 +146,10 @@ def test_cnns_learn_four_classes(name):
     assert any(isinstance(m, nn.MaxPool2d) for m in learn.model.modules()) == (name == "lenet")
     probs = learn.get_preds()[0]
     assert probs.shape == (64, 4) and torch.allclose(probs.sum(1), torch.ones(64))
+
+
+def test_a_recipe_shows_what_differs_from_the_defaults():
+    assert repr(Recipe("mlp", 3, 5e-3)) == "Recipe(model='mlp', epochs=3, lr=0.005)"
+    fast = repr(RECIPES["fast"])
+    assert fast.startswith("Recipe(model='lenet', epochs=3, lr=0.01, opt='adam', one_cycle=True")
+    assert "about=" not in fast and "bs=" not in fast and len(fast) < 250

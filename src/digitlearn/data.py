@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 
 from .errors import DataError
+from .files import shown
 from .loaders import DataLoader, DataLoaders
 from .readers import Size, read_path
 from .sources import REGISTRY, fetch
@@ -60,7 +61,7 @@ class InputFormat:
         return asdict(self)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Split:
     """Images `x` (uint8, N x H x W), labels `y` (int64 class indices), and each item's name."""
 
@@ -75,6 +76,11 @@ class Split:
         """A smaller Split: one item, a slice, or a tensor of indices."""
         idx = torch.arange(len(self))[index].reshape(-1)
         return Split(self.x[idx], self.y[idx], [self.names[i] for i in idx.tolist()])
+
+    def __repr__(self) -> str:
+        # not the dataclass's: that lists every name, 185,000 characters for MNIST's train split
+        shape = "x".join(map(str, self.x.shape[1:]))
+        return f"Split({len(self)} images of {shape} {str(self.x.dtype).removeprefix('torch.')})"
 
     def of_class(self, c: int) -> "Split":
         """The items labelled `c`, in their original order."""
@@ -180,4 +186,5 @@ def load_dataset(source: str | os.PathLike, size: int | Size | None = None) -> D
     else:
         path = Path(source).expanduser()
     splits, classes = read_path(path, size)
-    return Dataset(Split(*splits["train"]), Split(*splits["valid"]), classes, str(source))
+    # shown: a path that is not UTF-8 would otherwise break printing, JSON and the run's config
+    return Dataset(Split(*splits["train"]), Split(*splits["valid"]), classes, shown(source))

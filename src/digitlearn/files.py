@@ -1,7 +1,8 @@
-"""Writing files so that a crash or a bad input never leaves half of one behind."""
+"""Writing files so that a crash or a bad input never leaves half of one behind, and showing
+file names, whatever bytes they hold, in one printable line."""
 
-import glob
 import os
+import re
 import secrets
 import shutil
 from collections.abc import Iterator
@@ -16,10 +17,14 @@ def _temp_name(dest: Path, suffix: str = "") -> Path:
     return dest.parent / f".{dest.name}.{os.getpid()}-{secrets.token_hex(6)}{suffix}.part"
 
 
+# what _temp_name makes, for any dest and suffix: the writer's process id is group 1
+_TEMP_NAME = re.compile(r"\..+\.(\d+)-[0-9a-f]{12}.*\.part", re.DOTALL)
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
+    except (ProcessLookupError, OverflowError):  # gone, or a number no process can have
         return False
     except PermissionError:  # someone else's process: alive
         return True
@@ -27,16 +32,27 @@ def _alive(pid: int) -> bool:
 
 
 def remove_stale(dest: Path) -> None:
-    """Delete the temporary files and folders that writers of `dest` killed mid-write left behind
-    (kill -9, a power cut): those whose process is gone. A live writer's are left alone."""
-    prefix = f".{dest.name}."
-    for leftover in dest.parent.glob(f"{glob.escape(prefix)}*.part"):
-        pid = leftover.name[len(prefix) :].split("-", 1)[0]
-        if pid.isdigit() and not _alive(int(pid)):
-            if leftover.is_dir() and not leftover.is_symlink():
-                shutil.rmtree(leftover, ignore_errors=True)
+    """Delete the temporary files and folders that writers killed mid-write (kill -9, a power cut)
+    left beside `dest`: those whose process is gone. A live writer's are left alone.
+
+    Every writer's in the folder, not only those of `dest`: a leftover for a name nobody writes
+    again (an archive extracted under a key that has since changed) would otherwise stay forever.
+    """
+    try:
+        entries = list(os.scandir(dest.parent))
+    except OSError:  # no folder yet, or one we may not list: nothing of ours to remove
+        return
+    for entry in entries:
+        match = _TEMP_NAME.fullmatch(entry.name)
+        if match is None or _alive(int(match[1])):
+            continue
+        try:
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path)
             else:
-                leftover.unlink(missing_ok=True)
+                os.unlink(entry.path)
+        except OSError:  # a read-only folder, or another process removed it first: not ours to fix
+            continue
 
 
 @contextmanager
@@ -89,3 +105,19 @@ def atomic_dir(dest: str | os.PathLike, replace: bool = False) -> Iterator[Path]
                 raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def shown(name: str | os.PathLike) -> str:
+    """A file name as an error or a label shows it: one printable line of valid UTF-8.
+
+    Linux names are bytes: those that are not UTF-8 reach Python as lone surrogates
+    (surrogateescape), which printing, JSON or safetensors metadata would choke on. They are shown
+    as \\xNN escapes, and control characters (a newline in a name) as escapes too.
+    """
+    return "".join(map(_shown_char, os.fsdecode(name)))
+
+
+def _shown_char(c: str) -> str:
+    if "\udc80" <= c <= "\udcff":  # a byte that is not UTF-8, as surrogateescape decoded it
+        return f"\\x{ord(c) - 0xDC00:02x}"
+    return c if c.isprintable() else repr(c)[1:-1]

@@ -132,14 +132,14 @@ class Interpretation:
 
     def plot_confusion_matrix(self, normalize: bool = False, title: str | None = None) -> "Figure":
         """The confusion matrix as a figure, counts (or row shares, `normalize`) written in each cell."""
-        from matplotlib.figure import Figure
+        from .plots import InlineFigure
 
         cm = self.confusion_matrix().double()
         if normalize:
             cm = cm / cm.sum(1, keepdim=True).clamp_min(1)
         n = len(self.classes)
         side = max(4.0, 0.55 * n + 1.5)
-        fig = Figure(figsize=(side, side), layout="constrained")
+        fig = InlineFigure(figsize=(side, side), layout="constrained")
         ax = fig.subplots()
         ax.imshow(cm.numpy(), cmap="Blues")
         ax.set_xticks(range(n), self.classes)
@@ -171,3 +171,7 @@ class Interpretation:
         fig = image_grid(self.images[idx], titles, ncols=ncols or min(len(idx), 5), size=2.0)
         fig.suptitle("prediction/actual / loss / probability")
         return fig
+
+
+# fastai's name for it, as chapter 4's readers know it
+ClassificationInterpretation = Interpretation

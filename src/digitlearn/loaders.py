@@ -176,5 +176,28 @@ class DataLoaders:
         self.valid.to(device)
         return self
 
+    def show_batch(self, n: int = 9, ncols: int | None = None):
+        """The first `n` images of a training batch, titled by class; a matplotlib Figure.
+
+        Inputs go back to images by undoing the input format (flattening, normalisation)."""
+        from .plots import image_grid
+
+        x, y = self.train.one_batch()[:2]
+        x, y = x[:n].detach().float().cpu(), y[:n].reshape(-1).tolist()
+        fmt = self.input_format
+        if fmt:
+            x = (x * fmt["std"] + fmt["mean"]).reshape(-1, fmt["height"], fmt["width"]).clamp(0, 1)
+        elif x.ndim == 4 and x.shape[1] == 1:  # (N, 1, H, W)
+            x = x[:, 0]
+        elif x.ndim == 2 and math.isqrt(x.shape[1]) ** 2 == x.shape[1]:  # flat square images
+            x = x.reshape(len(x), math.isqrt(x.shape[1]), -1)
+        elif x.ndim != 3:
+            raise DigitlearnError(
+                f"inputs of shape {tuple(x.shape[1:])} are not images: give the DataLoaders an input_format"
+            )
+        titles = [str(self.classes[int(c)]) if self.classes else str(c) for c in y]
+        return image_grid(x, titles, ncols or min(len(y), 3 if len(y) <= 9 else 8))
+
     def __repr__(self) -> str:
-        return f"DataLoaders(train={self.train!r}, valid={self.valid!r}, classes={self.classes})"
+        classes = f"classes {', '.join(map(str, self.classes))}" if self.classes else "no class names"
+        return f"DataLoaders(train: {self.train!r},\n            valid: {self.valid!r}, {classes})"

@@ -1,12 +1,15 @@
 """Ways to look at images: as a grid of numbers (the chapter's tensor slice) or as figures.
 
-Figures are built with matplotlib's object API (no pyplot state), so this works the same
-in a script, a test and a notebook, where a returned Figure displays itself.
+Figures are built with matplotlib's object API (no pyplot state, so nothing accumulates over
+many calls), as InlineFigure: a Figure that Jupyter shows inline as a cell's value, without
+`%matplotlib inline`, and that a script saves with `.savefig(path)` or `save_figure`.
 """
 
+import io
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 from matplotlib.axes import Axes
@@ -15,6 +18,25 @@ from matplotlib.ticker import MaxNLocator
 
 from .errors import DigitlearnError
 from .files import atomic_path
+
+
+class InlineFigure(Figure):
+    """A Figure that shows itself in Jupyter: IPython asks a cell's value for `_repr_png_`.
+
+    Once pyplot is imported with the inline backend, IPython registers its own PNG printer for
+    every Figure, which then answers instead of `_repr_png_`: still one image, never two, and
+    these figures are not pyplot's, so the backend does not show them again at the cell's end.
+    """
+
+    def _repr_png_(self) -> bytes:
+        buf = io.BytesIO()
+        self.savefig(buf, format="png")  # a canvas-less Figure renders PNG through FigureCanvasAgg
+        return buf.getvalue()
+
+    def __repr__(self) -> str:
+        # the text shown where images are not: matplotlib's "<Figure size ...>" reads like a failure
+        width, height = self.bbox.size
+        return f"<{type(self).__name__} {width:.0f}x{height:.0f} px, {len(self.axes)} axes>"
 
 
 def format_pixels(image: torch.Tensor, rows: slice = slice(None), cols: slice = slice(None)) -> str:
@@ -41,7 +63,7 @@ def image_grid(
     n = len(images)
     ncols = ncols or min(n, 8)
     nrows = math.ceil(n / ncols)
-    fig = Figure(figsize=(ncols * size, nrows * size * (1.15 if titles else 1)), layout="constrained")
+    fig = InlineFigure(figsize=(ncols * size, nrows * size * (1.15 if titles else 1)), layout="constrained")
     axes = fig.subplots(nrows, ncols, squeeze=False).flatten()
     for k, ax in enumerate(axes):
         ax.set_axis_off()
@@ -51,6 +73,75 @@ def image_grid(
             ax.imshow(img.float().numpy(), cmap=cmap, vmin=0, vmax=vmax)
             if titles:
                 ax.set_title(titles[k], fontsize=9)
+    return fig
+
+
+def _pixels(img: Any) -> Any:
+    """An image as an array matplotlib draws: (H, W) gray, or (H, W, 3|4) color. A Pillow image
+    becomes RGB, so it looks as in an image viewer."""
+    import numpy as np
+    from PIL import Image
+
+    if isinstance(img, Image.Image):
+        return np.asarray(img.convert("RGB"))
+    if isinstance(img, torch.Tensor):
+        img = img.detach().cpu()
+        img = img.float() if img.is_floating_point() else img  # numpy has no bfloat16
+        if img.ndim == 3 and img.shape[0] in (1, 3, 4):  # channels first, as torch keeps them
+            img = img.permute(1, 2, 0)
+        img = img.numpy()
+    a = np.asarray(img)
+    if a.ndim == 3 and a.shape[-1] == 1:
+        a = a[..., 0]
+    return a.astype(np.float32) if a.dtype == bool else a
+
+
+def _white_level(a: Any) -> float | None:
+    """The value drawn darkest: 255 for bytes, 1 for floats in 0-1 (`floats()`); None (the
+    image's own range) for anything else, a normalized image say."""
+    if a.dtype.kind == "u" and a.dtype.itemsize == 1:
+        return 255
+    return 1.0 if a.size and 0 <= a.min() <= a.max() <= 1 else None
+
+
+def show_image(img: Any, title: str | None = None, ax: Axes | None = None, size: float = 2.5) -> Figure:
+    """One image (a tensor, an array or a Pillow image) as fastai's `show_image` draws it: gray
+    pixels as dark ink on light paper, as the book shows MNIST (high values dark), color as it
+    is. On `ax` if given (its figure is returned), else on a new `size`-inch figure."""
+    if ax is None:
+        ax = InlineFigure(figsize=(size, size * (1.12 if title else 1)), layout="constrained").subplots()
+    a = _pixels(img)
+    if a.ndim == 3:
+        ax.imshow(a)
+    else:
+        vmax = _white_level(a)
+        ax.imshow(a, cmap="Greys", vmin=0 if vmax else None, vmax=vmax)
+    ax.set_axis_off()
+    if title:
+        ax.set_title(title, fontsize=9)
+    return ax.figure
+
+
+def show_images(
+    imgs: Sequence[Any] | torch.Tensor,
+    titles: Sequence[str] | None = None,
+    nrows: int | None = None,
+    size: float = 2.0,
+) -> Figure:
+    """Several images (a list, or a tensor batch) in a grid of `nrows` rows, or as square as they
+    fit, each drawn as `show_image` draws it and titled by `titles`."""
+    n = len(imgs)
+    if n == 0:
+        raise DigitlearnError("show_images: no images to show")
+    ncols = math.ceil(n / nrows) if nrows else math.ceil(math.sqrt(n))
+    nrows = math.ceil(n / ncols)
+    fig = InlineFigure(figsize=(ncols * size, nrows * size * (1.12 if titles else 1)), layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False).flatten()
+    for k, ax in enumerate(axes):
+        if k < n:
+            show_image(imgs[k], titles[k] if titles else None, ax=ax)
+        else:
+            ax.set_axis_off()  # the empty end of the last row
     return fig
 
 
@@ -104,14 +195,14 @@ def _metric_panel(ax: Axes, history: list[dict], metrics: list[str]) -> None:
 
 def plot_loss(recorder, skip_start: int = 5, with_valid: bool = True) -> Figure:
     """Training loss per batch, with the validation loss at the end of each epoch."""
-    fig = Figure(figsize=(6, 4), layout="constrained")
+    fig = InlineFigure(figsize=(6, 4), layout="constrained")
     _loss_panel(fig.subplots(), recorder.losses, recorder.history, skip_start, with_valid)
     return fig
 
 
 def plot_history(history: list[dict], metrics: list[str], title: str = "") -> Figure:
     """Two panels per run: train and valid loss by epoch, and each metric by epoch."""
-    fig = Figure(figsize=(10, 4), layout="constrained")
+    fig = InlineFigure(figsize=(10, 4), layout="constrained")
     ax_loss, ax_metric = fig.subplots(1, 2)
     for key in ("train_loss", "valid_loss"):
         ax_loss.plot(
@@ -129,7 +220,7 @@ def plot_history(history: list[dict], metrics: list[str], title: str = "") -> Fi
 def plot_training(losses: list[float], history: list[dict], metric: str, title: str = "") -> Figure:
     """Two panels: the training loss per batch with the validation loss after each epoch, and the
     validation metric after each epoch."""
-    fig = Figure(figsize=(10, 3.4), layout="constrained")
+    fig = InlineFigure(figsize=(10, 3.4), layout="constrained")
     ax_loss, ax_metric = fig.subplots(1, 2)
     _loss_panel(ax_loss, losses, history)
     _metric_panel(ax_metric, history, [metric])
@@ -140,7 +231,7 @@ def plot_training(losses: list[float], history: list[dict], metric: str, title: 
 
 def plot_lr_find(lrs: list[float], losses: list[float], suggestion: float | None = None) -> Figure:
     """Smoothed loss against learning rate on a log axis, the suggested rate marked."""
-    fig = Figure(figsize=(6, 4), layout="constrained")
+    fig = InlineFigure(figsize=(6, 4), layout="constrained")
     ax = fig.subplots()
     ax.plot(lrs, losses)
     ax.set_xscale("log")
@@ -187,7 +278,7 @@ def plot_predictions(originals: list, inputs: list[torch.Tensor | None], titles:
     prepared images, light ink on black as the model takes them (None where there was no digit).
     """
     n = len(titles)
-    fig = Figure(figsize=(max(2.2 * n, 3.0), 5.0), layout="constrained")
+    fig = InlineFigure(figsize=(max(2.2 * n, 3.0), 5.0), layout="constrained")
     axes = fig.subplots(2, n, squeeze=False)
     for k in range(n):
         top, bottom = axes[0, k], axes[1, k]
@@ -209,7 +300,7 @@ def plot_pixels(image: torch.Tensor, rows: slice, cols: slice, title: str = "") 
     window = image[rows, cols]
     h, w = window.shape
     row_ids, col_ids = range(image.shape[0])[rows], range(image.shape[1])[cols]
-    fig = Figure(figsize=(0.42 * w + 1.0, 0.42 * h + 0.8), layout="constrained")
+    fig = InlineFigure(figsize=(0.42 * w + 1.0, 0.42 * h + 0.8), layout="constrained")
     ax = fig.subplots()
     ax.imshow(window.numpy(), cmap="Greys", vmin=0, vmax=255)
     for i in range(h):
@@ -227,7 +318,7 @@ def plot_pixels(image: torch.Tensor, rows: slice, cols: slice, title: str = "") 
 
 def plot_functions(panels: list[tuple[str, Callable[[torch.Tensor], torch.Tensor], float, float]]) -> Figure:
     """One panel per (title, function, low, high): the function drawn from low to high."""
-    fig = Figure(figsize=(4.0 * len(panels), 3.2), layout="constrained")
+    fig = InlineFigure(figsize=(4.0 * len(panels), 3.2), layout="constrained")
     for ax, (title, fn, lo, hi) in zip(fig.subplots(1, len(panels), squeeze=False)[0], panels, strict=True):
         x = torch.linspace(lo, hi, 200)
         ax.plot(x.numpy(), fn(x).numpy())
@@ -241,7 +332,7 @@ def plot_functions(panels: list[tuple[str, Callable[[torch.Tensor], torch.Tensor
 def plot_fits(x: torch.Tensor, y: torch.Tensor, fits: list[tuple[str, torch.Tensor]]) -> Figure:
     """The measurements (x, y) as dots, once per (title, predictions) panel, with the predictions
     drawn over them: how a fit improves from step to step."""
-    fig = Figure(figsize=(3.2 * len(fits), 3.0), layout="constrained")
+    fig = InlineFigure(figsize=(3.2 * len(fits), 3.0), layout="constrained")
     axes = fig.subplots(1, len(fits), squeeze=False, sharey=True)[0]
     for ax, (title, preds) in zip(axes, fits, strict=True):
         ax.scatter(x.numpy(), y.numpy(), s=12, label="measured")
@@ -255,7 +346,7 @@ def plot_fits(x: torch.Tensor, y: torch.Tensor, fits: list[tuple[str, torch.Tens
 
 def plot_curve(values: list[float], xlabel: str, ylabel: str, title: str = "", log: bool = False) -> Figure:
     """One curve of values by step (a loss falling, say), optionally on a log scale."""
-    fig = Figure(figsize=(5, 3.2), layout="constrained")
+    fig = InlineFigure(figsize=(5, 3.2), layout="constrained")
     ax = fig.subplots()
     ax.plot(range(len(values)), values, "o-", markersize=3)
     if log:

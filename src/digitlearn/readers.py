@@ -7,9 +7,14 @@ Understood layouts (found at the given folder or inside its single subfolder):
 
 Image folders are decoded in parallel on every core and the result is cached as a
 safetensors file next to the data (or under the cache home when that folder is read-only),
-keyed by a fingerprint of every file's name, size and mtime.
+keyed by a fingerprint of every file's name, size and mtime. File and folder names that are not
+UTF-8 are read all the same, and shown (class names, item names, errors) with \\xNN escapes.
+
+IDX files are checked from their header before anything is allocated, and only the bytes the
+header announces are read (streamed from gzip), so a small file never inflates to gigabytes.
 """
 
+import contextlib
 import gzip
 import hashlib
 import json
@@ -20,23 +25,26 @@ import re
 import zlib
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import torch
 from PIL import Image
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load, save_file
-from tqdm.auto import tqdm
+from tqdm import tqdm  # not tqdm.auto: without ipywidgets it warns in notebooks, for no gain
 
 from . import images
 from .errors import DataError
-from .files import atomic_dir, atomic_path
-from .sources import ARCHIVE_SUFFIXES, cache_home, extract_archive
+from .files import atomic_dir, atomic_path, remove_stale, shown
+from .sources import ARCHIVE_SUFFIXES, cache_home, expansion_limit, extract_archive
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 SPLIT_LAYOUTS = (("train", "valid"), ("training", "testing"), ("train", "test"))
 IDX_NAME = re.compile(r"^(train|t10k|test)-(images|labels)[.-]idx[13]-ubyte(\.gz)?$")
-IDX_MAGIC = {"images": 2051, "labels": 2049}
+IDX_NDIM = {"images": 3, "labels": 1}  # the magic number is 0x08 (unsigned bytes) * 256 + ndim
+MAX_IDX_BYTES = 2**30  # one IDX file's data: EMNIST ByClass, the largest MNIST-like set, is 0.55 GB
+IDX_CHUNK = 1 << 20  # bytes inflated per read: gzip's scratch memory stays this small
 CACHE_FORMAT = "digitlearn-cache-1"
 IMAGES_PER_TASK = 2048  # big enough to hide the pool's overhead
 
@@ -117,13 +125,13 @@ def decode_images(paths: list[str], size: Size | None = None, desc: str = "decod
         results = [_decode_chunk(t) for t in tasks]
     for _, _, error in results:
         if error:
-            raise DataError(f"cannot read image {error}")
+            raise DataError(f"cannot read image {shown(error)}")
     shapes = [s for _, chunk_shapes, _ in results for s in chunk_shapes]
     odd = next((i for i, s in enumerate(shapes) if s != shapes[0]), None)
     if odd is not None:
         (h0, w0), (h1, w1) = shapes[0], shapes[odd]
         raise DataError(
-            f"images differ in size: {paths[0]} is {h0}x{w0}, {paths[odd]} is "
+            f"images differ in size: {shown(paths[0])} is {h0}x{w0}, {shown(paths[odd])} is "
             f"{h1}x{w1}; ask for one size (size=(28, 28), --size 28) to resize them all"
         )
     return torch.from_numpy(np.concatenate([data for data, _, _ in results]))
@@ -137,7 +145,8 @@ def _visible(entry: os.DirEntry) -> bool:
 
 
 def _list_split(split_dir: Path) -> dict[str, list[os.DirEntry]]:
-    """Class name -> image files of one split, files in name order (as fastai's `ls().sorted()`)."""
+    """Class name (as `shown`) -> image files of one split, files in name order (as fastai's
+    `ls().sorted()`)."""
     classes = {}
     with os.scandir(split_dir) as it:
         class_dirs = [e for e in it if e.is_dir() and _visible(e)]
@@ -145,10 +154,15 @@ def _list_split(split_dir: Path) -> dict[str, list[os.DirEntry]]:
         with os.scandir(d.path) as it:
             files = [e for e in it if e.name.lower().endswith(IMAGE_SUFFIXES) and _visible(e) and e.is_file()]
         if not files:
-            raise DataError(f"class folder {d.path} holds no images")
-        classes[d.name] = sorted(files, key=lambda e: e.name)
+            raise DataError(f"class folder {shown(d.path)} holds no images")
+        name = shown(d.name)
+        if name in classes:  # a folder named with the 4 characters \xff, beside the byte 0xff
+            raise DataError(f"{shown(split_dir)}: two class folders are both shown as {name!r}")
+        classes[name] = sorted(files, key=lambda e: e.name)
     if not classes:
-        raise DataError(f"{split_dir} has no class folders (expected {split_dir}/<class>/<image>)")
+        raise DataError(
+            f"{shown(split_dir)} has no class folders (expected {shown(split_dir)}/<class>/<image>)"
+        )
     return classes
 
 
@@ -169,26 +183,28 @@ def read_image_folder(
     for split, entries in items.items():
         for i, e in entries:
             st = e.stat()
-            h.update(f"{split}/{classes[i]}/{e.name} {st.st_size} {st.st_mtime_ns}\n".encode())
+            line = f"{split}/{classes[i]}/{e.name} {st.st_size} {st.st_mtime_ns}\n"
+            h.update(line.encode(errors="surrogateescape"))  # the name's bytes, UTF-8 or not
     fingerprint = h.hexdigest()
     tag = "native" if size is None else f"{size[0]}x{size[1]}"
     places = [
         root / f".digitlearn-cache-{tag}.safetensors",
-        cache_home() / "cache" / f"{hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:16]}"
+        cache_home() / "cache" / f"{hashlib.sha256(os.fsencode(root.resolve())).hexdigest()[:16]}"
         f"-{tag}.safetensors",
     ]
     for place in places:
         if (cached := _load_cache(place, fingerprint)) is not None:
+            remove_stale(place)  # what a run killed while writing it left behind
             return cached
 
     paths = [e.path for entries in items.values() for _, e in entries]
-    x = decode_images(paths, size, desc=f"decoding {root.name}")
+    x = decode_images(paths, size, desc=f"decoding {shown(root.name)}")
     xs = torch.split(x, [len(entries) for entries in items.values()])
     result = {
         split: (
             xi.contiguous(),
             torch.tensor([i for i, _ in entries], dtype=torch.int64),
-            [f"{classes[i]}/{e.name}" for i, e in entries],
+            [f"{classes[i]}/{shown(e.name)}" for i, e in entries],
         )
         for (split, entries), xi in zip(items.items(), xs, strict=True)
     }
@@ -234,26 +250,75 @@ def _save_cache(path: Path, fingerprint: str, splits: dict[str, SplitArrays], cl
 
 
 def read_idx(path: Path, kind: str) -> torch.Tensor:
-    """An IDX file (gzipped or not) of `kind` "images" (uint8 N,H,W) or "labels" (uint8 N)."""
-    raw = path.read_bytes()
-    if raw[:2] == b"\x1f\x8b":
-        try:
-            raw = gzip.decompress(raw)
-        except (OSError, EOFError, zlib.error) as e:
-            raise DataError(f"{path}: corrupt or truncated gzip data ({e})") from None
-    magic = int.from_bytes(raw[:4], "big") if len(raw) >= 4 else None
-    if magic != IDX_MAGIC[kind]:
-        raise DataError(f"{path}: magic number {magic}, expected {IDX_MAGIC[kind]} for IDX {kind}")
-    ndim = raw[3]
-    start = 4 + 4 * ndim
-    dims = [int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
-    if len(raw) < start or len(raw) - start != math.prod(dims):
-        dims_text = "x".join(map(str, dims))
+    """An IDX file (gzipped or not) of `kind` "images" (uint8 N,H,W) or "labels" (uint8 N).
+
+    The header is checked before anything is allocated, then exactly the bytes it announces are
+    read, and nothing may follow them.
+    """
+    try:
+        with path.open("rb") as raw:
+            gz = raw.read(2) == b"\x1f\x8b"
+            raw.seek(0)
+            stored = os.fstat(raw.fileno()).st_size
+            # streamed, never gzip.decompress: inflating stops at the size the header allows
+            with gzip.GzipFile(fileobj=raw) if gz else contextlib.nullcontext(raw) as f:
+                dims = _idx_dims(path, f, kind)
+                _check_idx_size(path, dims, stored, gz)
+                return _idx_data(path, f, dims)
+    except (gzip.BadGzipFile, EOFError, zlib.error) as e:
+        raise DataError(f"{shown(path)}: corrupt or truncated gzip data ({e})") from None
+    except OSError as e:
+        raise DataError(f"{shown(path)}: cannot read it ({e.strerror or e})") from None
+
+
+def _idx_dims(path: Path, f: BinaryIO, kind: str) -> list[int]:
+    """The dimensions an IDX header announces: its magic number must say unsigned bytes in as
+    many dimensions as `kind` has, and no dimension may be 0."""
+    ndim = IDX_NDIM[kind]
+    head = f.read(4 + 4 * ndim)
+    magic = 0x800 + ndim
+    if len(head) >= 4 and (got := int.from_bytes(head[:4], "big")) != magic:
         raise DataError(
-            f"{path}: header says {dims_text} = {math.prod(dims):,} bytes of data, "
-            f"but the file holds {max(len(raw) - start, 0):,}"
+            f"{shown(path)}: magic number {got}, expected {magic} for IDX {kind} "
+            f"(unsigned bytes in {ndim} dimension{'s' * (ndim > 1)})"
         )
-    return torch.frombuffer(bytearray(raw[start:]), dtype=torch.uint8).reshape(dims)
+    if len(head) < 4 + 4 * ndim:
+        raise DataError(f"{shown(path)}: {len(head)} bytes, too short for an IDX {kind} header")
+    dims = [int.from_bytes(head[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
+    if 0 in dims:
+        raise DataError(f"{_announced(path, dims)}: no data (an empty split, or images of no pixels)")
+    return dims
+
+
+def _announced(path: Path, dims: list[int]) -> str:
+    return f"{shown(path)}: header says {'x'.join(map(str, dims))} = {math.prod(dims):,} bytes of data"
+
+
+def _check_idx_size(path: Path, dims: list[int], stored: int, gz: bool) -> None:
+    """Refuse what the header announces if it is too large, or (uncompressed) not the file's length."""
+    n, header = math.prod(dims), 4 + 4 * len(dims)
+    if len(dims) == 3 and dims[1] * dims[2] > images.MAX_PIXELS:
+        raise DataError(f"{_announced(path, dims)}: images of {dims[1]}x{dims[2]} are too large for digits")
+    if n > MAX_IDX_BYTES:
+        raise DataError(f"{_announced(path, dims)}, over the {MAX_IDX_BYTES:,} read from one IDX file")
+    if gz and n > expansion_limit(stored, MAX_IDX_BYTES):
+        raise DataError(
+            f"{_announced(path, dims)}, too much for {stored:,} bytes of gzip (a decompression bomb?)"
+        )
+    if not gz and stored - header != n:
+        raise DataError(f"{_announced(path, dims)}, but the file holds {max(stored - header, 0):,}")
+
+
+def _idx_data(path: Path, f: BinaryIO, dims: list[int]) -> torch.Tensor:
+    """Exactly the bytes the header announced, read in chunks; more after them is an error."""
+    n = math.prod(dims)
+    data = np.empty(n, np.uint8)  # its pages are committed as they fill: a short file costs no more
+    view, got = memoryview(data), 0
+    while got < n and (k := f.readinto(view[got : got + IDX_CHUNK])):
+        got += k
+    if got < n or f.read(1):
+        raise DataError(f"{_announced(path, dims)}, but the file holds {f'{got:,}' if got < n else 'more'}")
+    return torch.from_numpy(data).reshape(dims)
 
 
 def _idx_files(root: Path) -> dict[tuple[str, str], Path]:
@@ -273,21 +338,33 @@ def read_idx_folder(root: Path, size: Size | None = None) -> tuple[dict[str, Spl
         missing = [k for k in ("images", "labels") if (split, k) not in files]
         if missing:
             prefix = "train" if split == "train" else "t10k"
-            raise DataError(f"{root}: no {prefix}-{missing[0]} IDX file")
+            raise DataError(f"{shown(root)}: no {prefix}-{missing[0]} IDX file")
         x = read_idx(files[split, "images"], "images")
         y = read_idx(files[split, "labels"], "labels")
-        if x.ndim != 3 or y.ndim != 1 or len(x) != len(y):
+        if len(x) != len(y):
             raise DataError(
-                f"{files[split, 'images']} holds {tuple(x.shape)} images but "
-                f"{files[split, 'labels']} holds {tuple(y.shape)} labels"
+                f"{shown(files[split, 'images'])} holds {tuple(x.shape)} images but "
+                f"{shown(files[split, 'labels'])} holds {tuple(y.shape)} labels"
             )
         if size is not None and tuple(x.shape[1:]) != size:
             x = torch.from_numpy(np.stack([np.asarray(resized(Image.fromarray(a), size)) for a in x.numpy()]))
         y = y.long()
         # item names mirror the PNG layout's "<class>/<index>.png": "<class>/<index>"
         splits[split] = (x, y, [f"{c}/{i}" for i, c in enumerate(y.tolist())])
+    _check_same_shape(files, splits)
     n_classes = int(max(y.max() for _, y, _ in splits.values())) + 1
     return splits, [str(i) for i in range(n_classes)]
+
+
+def _check_same_shape(files: dict[tuple[str, str], Path], splits: dict[str, SplitArrays]) -> None:
+    """Train and test images must share one size, as a folder's images must (or be resized to one)."""
+    (h0, w0), (h1, w1) = (splits[s][0].shape[1:] for s in ("train", "valid"))
+    if (h0, w0) != (h1, w1):
+        raise DataError(
+            f"images differ in size: {shown(files['train', 'images'])} holds {h0}x{w0}, "
+            f"{shown(files['valid', 'images'])} holds {h1}x{w1}; ask for one size "
+            "(size=(28, 28), --size 28) to resize them all"
+        )
 
 
 # ---------------------------------------------------------------- any source on disk
@@ -305,10 +382,10 @@ def _find_layout(folder: Path) -> tuple[str, str] | str | None:
 def read_path(path: Path, size: Size | None = None) -> tuple[dict[str, SplitArrays], list[str]]:
     """Read a dataset folder or archive in any understood layout."""
     if not path.exists():
-        raise DataError(f"no such file or folder: {path}")
+        raise DataError(f"no such file or folder: {shown(path)}")
     if path.is_file():
         if not path.name.lower().endswith(ARCHIVE_SUFFIXES):
-            raise DataError(f"{path} is not a folder or an archive ({', '.join(ARCHIVE_SUFFIXES)})")
+            raise DataError(f"{shown(path)} is not a folder or an archive ({', '.join(ARCHIVE_SUFFIXES)})")
         path = _extracted(path)
     folder = path
     for _ in range(3):  # archives usually wrap the dataset in one top folder
@@ -322,7 +399,7 @@ def read_path(path: Path, size: Size | None = None) -> tuple[dict[str, SplitArra
             break
         folder = Path(subdirs[0].path)
     raise DataError(
-        f"{path}: no dataset found (expected train/ and valid/ class folders, "
+        f"{shown(path)}: no dataset found (expected train/ and valid/ class folders, "
         "training/ and testing/, train/ and test/, or MNIST IDX files)"
     )
 
@@ -330,10 +407,14 @@ def read_path(path: Path, size: Size | None = None) -> tuple[dict[str, SplitArra
 def _extracted(archive: Path) -> Path:
     """Extract a user's archive once into the cache; later loads reuse the extracted folder."""
     st = archive.stat()
-    key = hashlib.sha256(f"{archive.resolve()} {st.st_size} {st.st_mtime_ns}".encode()).hexdigest()
+    key = hashlib.sha256(
+        b"%s %d %d" % (os.fsencode(archive.resolve()), st.st_size, st.st_mtime_ns)
+    ).hexdigest()
     stem = re.sub(r"(\.tar\.gz|\.tgz|\.tar|\.zip)$", "", archive.name, flags=re.I)
     target = cache_home() / "extracted" / f"{stem}-{key[:12]}"
-    if not target.is_dir():
+    if target.is_dir():
+        remove_stale(target)  # what runs killed mid-extraction left, of this or older archives
+    else:
         with atomic_dir(target) as staging:
             extract_archive(archive, staging)
     return target

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import MISSING, asdict, dataclass, fields, replace
 from typing import TYPE_CHECKING
 
 from .errors import DigitlearnError
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     import torch
 
     from .data import Dataset
-    from .training import Learner
+    from .training import History, Learner
 
 
 # a sensible learning rate for each optimizer, when a recipe is switched to it
@@ -56,6 +56,15 @@ class Recipe:
     # the model gave a probability below this when it last saw them (see callbacks.SkipLearned)
     validate: str = "each"  # each: after every epoch; last: after the last epoch only
     about: str = ""
+
+    def __repr__(self) -> str:
+        # the settings that differ from the defaults: the dataclass's repr lists all twenty
+        shown = [
+            f"{f.name}={getattr(self, f.name)!r}"
+            for f in fields(self)
+            if f.name != "about" and (f.default is MISSING or getattr(self, f.name) != f.default)
+        ]
+        return f"Recipe({', '.join(shown)})"
 
     def updated(self, **changes: object) -> Recipe:
         """This recipe with the settings in `changes` that are not None replaced.
@@ -95,6 +104,8 @@ class Recipe:
             raise DigitlearnError(
                 f"{name} is for two classes, but the data has {n_classes}: use cross_entropy (--loss ce)"
             )
+        if not 0 <= self.label_smoothing < 1:  # 1 or more rewards wrong answers: the loss goes below 0
+            raise DigitlearnError(f"label smoothing is from 0 to under 1, not {self.label_smoothing}")
         if self.label_smoothing:
             if name != "cross_entropy":
                 raise DigitlearnError(f"label smoothing goes with cross_entropy (--loss ce), not {name}")
@@ -165,14 +176,13 @@ class Recipe:
             raise DigitlearnError(f"unknown precision {self.precision!r} (known: auto, fp32, bf16)")
         return learn
 
-    def fit(self, learn: Learner) -> None:
+    def fit(self, learn: Learner) -> History:
         """Train `learn` for this recipe's epochs at its learning rate, with its schedule."""
         if self.one_cycle:
             # momentum cycles 0.05 either side of the recipe's (fastai's 0.95, 0.85, 0.95 around 0.9)
             high, low = round(self.momentum + 0.05, 6), round(self.momentum - 0.05, 6)
-            learn.fit_one_cycle(self.epochs, self.lr, moms=(high, low, high))
-        else:
-            learn.fit(self.epochs, self.lr)
+            return learn.fit_one_cycle(self.epochs, self.lr, moms=(high, low, high))
+        return learn.fit(self.epochs, self.lr)
 
 
 def default_recipe(model: str) -> Recipe:

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from matplotlib.figure import Figure
 from torch import nn
-from tqdm.auto import tqdm
+from tqdm import tqdm  # not tqdm.auto: without ipywidgets it warns in notebooks, for no gain
 
 from .baseline import PixelSimilarity, mnist_distance, rmse_distance
 from .data import Dataset, load_dataset

@@ -3,7 +3,9 @@
 `fetch(name)` returns a local folder holding the dataset, ready for `readers`. Files are
 verified before use (size and md5 for downloads, the mirror's SHA256SUMS for a mirror),
 written under a temporary name and renamed only once verified, and archives are extracted
-into a temporary folder that is renamed into place only when every member was safe.
+into a temporary folder that is renamed into place only when every member was safe and the
+members, their sizes read from the archive's index before anything is written, fit a budget
+(a small archive that inflates to gigabytes is refused, not extracted).
 """
 
 import gzip
@@ -21,13 +23,26 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from tqdm.auto import tqdm
+from tqdm import tqdm  # not tqdm.auto: without ipywidgets it warns in notebooks, for no gain
 
 from .errors import DataError, DownloadError
-from .files import atomic_dir, atomic_path
+from .files import atomic_dir, atomic_path, remove_stale, shown
 
 ARCHIVE_SUFFIXES = (".tgz", ".tar.gz", ".tar", ".zip")
-READ_SIZE = 1 << 16  # bytes per read of a download
+READ_SIZE = 1 << 16  # bytes per read of a download or of an archive's member
+
+# What an archive may expand to. The real ones are far inside: mnist_png.tgz holds 70,023
+# members, the largest 419 bytes, 19 MB from 16.6 MB (1.2x); mnist_sample.tgz's largest member is
+# its 284 KB labels.csv, 4.2 MB from 3.4 MB.
+MAX_MEMBER_BYTES = 64 * 2**20  # one file: a digit image is kilobytes, a big labels CSV megabytes
+MAX_TOTAL_BYTES = 2 * 2**30  # one archive: a hundred times mnist_png
+# Images do not compress further (about 1x), nor do tar headers or CSV text compress past ~20x;
+# zeros compress ~1000x. 200x leaves real data a tenfold margin and stops a bomb at a fifth of
+# what it claims. Small files may inflate to RATIO_FLOOR whatever their ratio.
+MAX_RATIO = 200
+RATIO_FLOOR = 64 * 2**20
+# each member costs ~500 bytes of index in memory while a tar is read: 125 MB at most
+MAX_MEMBERS = 250_000
 
 
 @dataclass(frozen=True)
@@ -140,6 +155,7 @@ def fetch(dataset: str | DatasetSpec) -> Path:
         raise DataError(f"unknown dataset {dataset!r} (known: {', '.join(sorted(REGISTRY))})")
     target = cache_home() / "data" / spec.name
     if target.is_dir():  # only ever created by the rename below, so it is complete
+        remove_stale(target)  # what a killed run beside it left behind
         return target
     with atomic_dir(target) as staging:
         for remote in spec.files:
@@ -252,41 +268,134 @@ def _verify(path: Path, remote: RemoteFile, url: str) -> None:
         )
 
 
+def expansion_limit(stored: int, cap: int) -> int:
+    """The most bytes a compressed file of `stored` bytes may inflate to: MAX_RATIO times its size,
+    at least RATIO_FLOOR (a small file of very compressible data is no bomb), at most `cap`."""
+    return min(cap, max(MAX_RATIO * stored, RATIO_FLOOR))
+
+
+class _Budget:
+    """Charges an archive's members, read from its index, against the limits above."""
+
+    def __init__(self, archive: Path):
+        self.shown = shown(archive)
+        self.stored = archive.stat().st_size
+        self.limit = expansion_limit(self.stored, MAX_TOTAL_BYTES)
+        self.members = self.total = 0
+
+    def charge(self, name: str, size: int) -> None:
+        """Count one member of `size` bytes (as its header says) in, refusing it if over budget."""
+        self.members += 1
+        self.total += size
+        archive = self.shown
+        if self.members > MAX_MEMBERS:
+            raise DataError(
+                f"{archive}: more than {MAX_MEMBERS:,} members, the most read from one archive; "
+                "extract it yourself and load the folder"
+            )
+        if size > MAX_MEMBER_BYTES:
+            raise DataError(
+                f"{archive}: member {name!r} is {size:,} bytes, over the {MAX_MEMBER_BYTES:,} allowed "
+                "for one file; nothing was extracted"
+            )
+        if self.total > MAX_TOTAL_BYTES:
+            raise DataError(
+                f"{archive}: members add up to over {MAX_TOTAL_BYTES:,} bytes, the most extracted "
+                "from one archive; extract it yourself and load the folder"
+            )
+        if self.total > self.limit:
+            raise DataError(
+                f"{archive}: members add up to over {self.limit:,} bytes, too much for a "
+                f"{self.stored:,}-byte archive (a decompression bomb?); nothing was extracted"
+            )
+
+
 def extract_archive(archive: Path, dest: Path) -> None:
     """Extract a .tgz/.tar.gz/.tar/.zip into `dest`, refusing anything unsafe before writing.
 
-    Unsafe: absolute names, `..` components, links that point outside `dest`, device files.
-    On refusal nothing is extracted (callers extract into a folder that is then discarded).
+    Unsafe: absolute names, `..` components, links that point outside `dest`, device files,
+    encrypted members, and members over the size budget (MAX_MEMBER_BYTES, MAX_TOTAL_BYTES,
+    MAX_RATIO, MAX_MEMBERS). On refusal nothing is extracted, or (a zip member holding more than
+    its index said) the extraction stops there: callers extract into a folder they then discard.
     """
     try:
+        budget = _Budget(archive)
         if archive.name.lower().endswith(".zip"):
-            with zipfile.ZipFile(archive) as z:
-                infos = z.infolist()
-                for info in infos:
-                    _check_member(archive, info.filename)
-                    if stat.S_ISLNK(info.external_attr >> 16):
-                        raise DataError(f"{archive}: member {info.filename!r} is a link; refusing it")
-                z.extractall(dest, members=_progress(infos, archive))
+            _extract_zip(archive, dest, budget)
         else:
-            with tarfile.open(archive) as t:
-                members = t.getmembers()
-                for member in members:
-                    _check_tar_member(archive, member)
-                # the standard library's "data" filter is a second safety net
-                t.extractall(dest, members=_progress(members, archive), filter="data")
-    except (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error, gzip.BadGzipFile) as e:
-        raise DataError(f"{archive}: not a readable archive ({e})") from None
+            _extract_tar(archive, dest, budget)
+    except (
+        tarfile.TarError,
+        zipfile.BadZipFile,
+        EOFError,
+        zlib.error,
+        gzip.BadGzipFile,
+        NotImplementedError,  # a zip compression method the standard library lacks
+    ) as e:
+        raise DataError(f"{shown(archive)}: not a readable archive ({e})") from None
+    except OSError as e:  # disk full, or a member that clashes with another (a file and a folder)
+        raise DataError(f"{shown(archive)}: cannot extract it ({e})") from None
+
+
+def _extract_tar(archive: Path, dest: Path, budget: _Budget) -> None:
+    with tarfile.open(archive) as t:
+        # headers one at a time, so a member over budget is refused before its data is inflated
+        for member in t:
+            _check_tar_member(archive, member)
+            budget.charge(member.name, member.size)
+        # A tar frames each member's data by the size in its header (a sparse member's too), so
+        # what is written is what was charged. The standard library's "data" filter is a second
+        # safety net.
+        t.extractall(dest, members=_progress(t.getmembers(), archive), filter="data")
+
+
+def _extract_zip(archive: Path, dest: Path, budget: _Budget) -> None:
+    with zipfile.ZipFile(archive) as z:
+        planned = []
+        for info in z.infolist():  # the central directory: every member's name and size, unread
+            planned.append((info, dest / _check_zip_member(archive, info)))
+            budget.charge(info.filename, info.file_size)
+        for info, path in _progress(planned, archive):
+            _write_zip_member(archive, z, info, path)
+
+
+def _check_zip_member(archive: Path, info: zipfile.ZipInfo) -> PurePosixPath:
+    path = _check_member(archive, info.filename)
+    if stat.S_ISLNK(info.external_attr >> 16):
+        raise DataError(f"{shown(archive)}: member {info.filename!r} is a link; refusing it")
+    if info.flag_bits & 0x1:
+        raise DataError(f"{shown(archive)}: member {info.filename!r} is encrypted; refusing it")
+    return path
+
+
+def _write_zip_member(archive: Path, z: zipfile.ZipFile, info: zipfile.ZipInfo, path: Path) -> None:
+    """Write one member, counting its bytes: a zip's sizes are claims, and its data may hold more."""
+    if info.is_dir():
+        path.mkdir(parents=True, exist_ok=True)
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with z.open(info) as src, open(path, "xb") as out:  # "x": a name twice in one zip is refused
+        left = info.file_size
+        while chunk := src.read(min(READ_SIZE, left + 1)):
+            left -= len(chunk)
+            if left < 0:
+                raise DataError(
+                    f"{shown(archive)}: member {info.filename!r} holds more than the "
+                    f"{info.file_size:,} bytes its header says; extraction stopped"
+                )
+            out.write(chunk)
 
 
 def _progress(members: list, archive: Path) -> tqdm:
-    return tqdm(members, desc=f"extracting {archive.name}", unit="file", disable=None, leave=False)
+    return tqdm(members, desc=f"extracting {shown(archive.name)}", unit="file", disable=None, leave=False)
 
 
 def _check_member(archive: Path, name: str) -> PurePosixPath:
     path = PurePosixPath(name.replace("\\", "/"))
     if path.is_absolute() or ".." in path.parts or (path.parts and ":" in path.parts[0]):
         raise DataError(
-            f"{archive}: member {name!r} would be written outside the target folder; nothing was extracted"
+            f"{shown(archive)}: member {name!r} would be written outside the target folder; "
+            "nothing was extracted"
         )
     return path
 
@@ -294,7 +403,7 @@ def _check_member(archive: Path, name: str) -> PurePosixPath:
 def _check_tar_member(archive: Path, member: tarfile.TarInfo) -> None:
     path = _check_member(archive, member.name)
     if member.isdev():
-        raise DataError(f"{archive}: member {member.name!r} is a device file; nothing was extracted")
+        raise DataError(f"{shown(archive)}: member {member.name!r} is a device file; nothing was extracted")
     if member.issym() or member.islnk():
         # symlink targets are relative to the member's folder, hard links to the archive root
         target = PurePosixPath(member.linkname)
@@ -306,5 +415,6 @@ def _check_tar_member(archive: Path, member: tarfile.TarInfo) -> None:
                 break
         if target.is_absolute() or depth < 0:
             raise DataError(
-                f"{archive}: link {member.name!r} points outside the target folder; nothing was extracted"
+                f"{shown(archive)}: link {member.name!r} points outside the target folder; "
+                "nothing was extracted"
             )

@@ -1,7 +1,10 @@
 """Training: the Learner's loop, and the callbacks that do everything else, one concern a module.
 
     events           the events, the Cancel*Exceptions and the Callback base class
-    learner          the Learner: fit, fit_one_cycle, validate, get_preds, predict, lr_find, save
+    learner          the Learner: fit, fit_one_cycle, validate, get_preds, predict, lr_find, save;
+                     load_learner
+    history          what fit returns: per-epoch values, Keras-style, shown as a table
+    summary          the layers, their output shapes and parameter counts
     recorder         per-batch losses and per-epoch history; CSV and JSON logs
     progress         progress bars and the epoch table
     tracking         keeping the best weights; early stopping
@@ -29,13 +32,15 @@ from .events import (
     CancelValidateException,
 )
 from .guards import StopOnInterrupt, TerminateOnNaN, TrainingDiverged
-from .learner import Learner
+from .history import History
+from .learner import Learner, load_learner
 from .lr_finder import LRFinder, LRFindResult, suggest_lr
 from .precision import MixedPrecision
 from .progress import ProgressCallback, format_row, interactive
 from .recorder import CSVLogger, Recorder, metric_name, write_history
 from .schedules import ParamScheduler, cosine, joined, one_cycle
 from .skip_learned import SkipLearned
+from .summary import Summary, summarize
 from .tracking import EarlyStopping, SaveBestModel, TrackerCallback
 from .validate_at_end import ValidateAtEnd
 
@@ -51,6 +56,7 @@ __all__ = [
     "CancelTrainException",
     "CancelValidateException",
     "EarlyStopping",
+    "History",
     "LRFindResult",
     "LRFinder",
     "Learner",
@@ -61,6 +67,7 @@ __all__ = [
     "SaveBestModel",
     "SkipLearned",
     "StopOnInterrupt",
+    "Summary",
     "TerminateOnNaN",
     "TrackerCallback",
     "TrainingDiverged",
@@ -69,9 +76,11 @@ __all__ = [
     "format_row",
     "interactive",
     "joined",
+    "load_learner",
     "metric_name",
     "one_cycle",
     "random_affine",
     "suggest_lr",
+    "summarize",
     "write_history",
 ]

@@ -5,6 +5,7 @@ predict, loss, gradient (`backward`), step, repeat for every batch and epoch, st
 Everything else (recording, progress, schedules, early stopping, saving) is a callback.
 """
 
+import functools
 import math
 import os
 import sys
@@ -16,15 +17,16 @@ import torch
 from PIL import Image
 from torch import nn
 
+from ..data import InputFormat
 from ..errors import DigitlearnError
 from ..hardware import fast_bf16, isa, keep_freed_memory
-from ..loaders import DataLoaders
-from ..losses import describe, mnist_loss, probabilities
+from ..loaders import DataLoader, DataLoaders
+from ..losses import LOSSES, describe, mnist_loss, probabilities
 from ..models import ARCHS
 from ..optim import SGD, Optimizer
 from ..predictor import Predictor
 from ..preprocess import ImageSource
-from ..runs import load_weights, save_model
+from ..runs import load_model, load_weights, save_model
 from .events import (
     EVENTS,
     Callback,
@@ -36,11 +38,13 @@ from .events import (
     CancelValidateException,
 )
 from .guards import StopOnInterrupt, TerminateOnNaN
+from .history import History
 from .lr_finder import LRFinder, LRFindResult
 from .precision import MixedPrecision
 from .progress import ProgressCallback
 from .recorder import Recorder, metric_name
 from .schedules import one_cycle
+from .summary import Summary, summarize
 
 
 class Learner:
@@ -146,8 +150,9 @@ class Learner:
         self._one_epoch(True)
         self._one_epoch(False)
 
-    def fit(self, n_epoch: int, lr: float | None = None, cbs: Iterable[Callback] = ()) -> None:
-        """Train for `n_epoch` epochs at learning rate `lr` (default: the Learner's `lr`).
+    def fit(self, n_epoch: int, lr: float | None = None, cbs: Iterable[Callback] = ()) -> History:
+        """Train for `n_epoch` epochs at learning rate `lr` (default: the Learner's `lr`); return
+        the epochs' History (losses, metrics and time per epoch, as `learn.recorder.history`).
 
         The optimizer is made on the first fit and kept (with its state) for later ones.
         `cbs` are added for this fit only.
@@ -169,6 +174,7 @@ class Learner:
                 self.callback("after_fit")
             finally:
                 self.remove_cbs(extra)
+        return History(self.recorder.history)
 
     def fit_one_cycle(
         self,
@@ -179,14 +185,14 @@ class Learner:
         pct_start: float = 0.25,
         moms: tuple[float, float, float] = (0.95, 0.85, 0.95),
         cbs: Iterable[Callback] = (),
-    ) -> None:
-        """Train with the one-cycle schedule (see `callbacks.one_cycle`).
+    ) -> History:
+        """Train with the one-cycle schedule (see `schedules.one_cycle`); return the History.
 
         Momentum is scheduled only for an optimizer that has some (SGD with mom > 0, Adam).
         """
         lr_max = self.lr if lr_max is None else lr_max
         sched = one_cycle(lr_max, div, div_final, pct_start, moms if self._optimizer(lr_max).mom else None)
-        self.fit(n_epoch, lr_max, cbs=[sched, *cbs])
+        return self.fit(n_epoch, lr_max, cbs=[sched, *cbs])
 
     def to_bf16(self) -> "Learner":
         """Train and validate with bfloat16 mixed precision (see `callbacks.MixedPrecision`).
@@ -299,6 +305,38 @@ class Learner:
                 self.opt.load_state_dict(opt_state)
         return LRFindResult(finder.lrs, finder.losses)
 
+    def summary(self) -> Summary:
+        """Each layer with its output shape and parameter count, for a batch of the training size
+        (taken from the validation set, so the training shuffle's random state is left alone)."""
+        if self.dls.valid.n:
+            batch = self.dls.valid.one_batch()
+            x = (batch if isinstance(batch, torch.Tensor) else batch[0])[: self.dls.train.bs]
+        else:  # a Learner for inference has no data: one blank input of the model's format
+            x = torch.zeros(1, *self.dls.valid.fields[0].shape[1:])
+        return summarize(self.model, x.to(self.device))
+
+    def show_results(self, n: int = 9, ncols: int | None = None):
+        """The first `n` validation images, each titled "target / prediction"; a matplotlib Figure."""
+        from ..interpret import Interpretation
+        from ..plots import image_grid
+
+        interp = Interpretation.from_learner(self)
+        n = min(n, len(interp.targets))
+        preds, targets = interp.preds[:n].tolist(), interp.targets[:n].tolist()
+        titles = [f"{interp.classes[t]} / {interp.classes[p]}" for t, p in zip(targets, preds, strict=True)]
+        return image_grid(interp.images[:n], titles, ncols or min(n, 3 if n <= 9 else 8))
+
+    def __repr__(self) -> str:
+        params = sum(p.numel() for p in self.model.parameters())
+        sizes = [getattr(dl, "n_items", None) for dl in (self.dls.train, self.dls.valid)]
+        data = "no data" if not sizes[0] else f"{sizes[0]} train, {sizes[1]} valid"
+        loss = describe(self.loss_func)["name"]
+        metrics = ", ".join(metric_name(m) for m in self.metrics) or "none"
+        return (
+            f"Learner({type(self.model).__name__}, {params:,} parameters, {data}, "
+            f"loss {loss}, metrics {metrics}, {self.device})"
+        )
+
     # ------------------------------------------------------------ saving
 
     def config(self, extra: dict | None = None) -> dict:
@@ -320,6 +358,26 @@ class Learner:
         """Load weights saved by `save` into this Learner's model."""
         load_weights(self.model, path)
         return self
+
+
+def load_learner(run_dir: str | Path, device: str | torch.device = "cpu") -> Learner:
+    """A Learner for inference from a saved run (`digitlearn train`'s folder, or `learn.save`):
+    the model with its weights, classes, input format and loss, and no data. `predict`,
+    `get_preds(dl)` and `summary` work on it; nothing is unpickled."""
+    model, config = load_model(run_dir)
+    fmt = config.get("input") or None
+    # no images, but of the model's input shape, which `summary` reads
+    x = InputFormat(**fmt)(torch.zeros(0, fmt["height"], fmt["width"])) if fmt else torch.zeros(0)
+    empty = DataLoader(x, torch.zeros(0, dtype=torch.long))
+    dls = DataLoaders(empty, empty, config.get("classes"), fmt)
+    loss = config.get("loss") or {"name": "cross_entropy"}
+    options = {k: v for k, v in loss.items() if k != "name"}
+    if loss.get("name") not in LOSSES:
+        raise DigitlearnError(f"{run_dir}: unknown loss {loss.get('name')!r} (known: {', '.join(LOSSES)})")
+    loss_func = LOSSES[loss["name"]]
+    if options:
+        loss_func = functools.partial(loss_func, **options)
+    return Learner(dls, model.to(device), loss_func=loss_func, progress=False)
 
 
 class _Gather(Callback):

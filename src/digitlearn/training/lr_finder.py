@@ -1,5 +1,6 @@
 """The learning-rate finder: train briefly with a growing rate, and suggest one from the losses."""
 
+import io
 import math
 from dataclasses import dataclass
 
@@ -64,6 +65,22 @@ class LRFindResult:
         from ..plots import plot_lr_find
 
         return plot_lr_find(self.lrs, self.losses, self.suggestion)
+
+    def __repr__(self) -> str:
+        try:
+            told = f"suggestion {self.suggestion:.2e}"
+        except DigitlearnError as e:  # too few usable losses: say so rather than fail to show
+            told = str(e)
+        if not self.lrs:
+            return "LRFindResult(no learning rates tried)"
+        tried = f"{len(self.lrs)} learning rates from {self.lrs[0]:.0e} to {self.lrs[-1]:.0e}"
+        return f"LRFindResult({told}; {tried})"
+
+    def _repr_png_(self) -> bytes:
+        """The plot, as a notebook shows the result of `learn.lr_find()`."""
+        buf = io.BytesIO()
+        self.plot().savefig(buf, format="png")
+        return buf.getvalue()
 
 
 def suggest_lr(lrs: list[float], losses: list[float]) -> float:
