@@ -1,14 +1,39 @@
-"""Saved models: safetensors weights and a JSON config; loading builds from the registry only."""
+"""Saved models: safetensors weights and a JSON config, both checked before anything is built.
 
+The corpus below starts from a real saved run and breaks one thing at a time, as the attack
+campaign did (issue 16): each must be refused in one line that names the file and the field,
+quickly, before a model of the config's size is allocated.
+"""
+
+import inspect
 import json
 import os
+import struct
+import time
+from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 import torch
+from safetensors.torch import load_file, save
 from torch import nn
 
 from digitlearn import DigitlearnError, load_model, mlp
+from digitlearn.models import ARCHS, MODELS
+from digitlearn.predictor import Predictor
+from digitlearn.run_schema import (
+    ARCH_ARGUMENTS,
+    ARGUMENTS,
+    MAX_CONFIG_BYTES,
+    MAX_NUMBERS,
+    count_outputs,
+    outputs_bound,
+    planned_model,
+)
 from digitlearn.runs import CONFIG, WEIGHTS, load_weights, read_config, save_model
+from tests.conftest import draw_digit, save_untrained
+
+# ---------------------------------------------------------------- saving and loading
 
 
 def test_round_trip(tmp_path):
@@ -18,6 +43,7 @@ def test_round_trip(tmp_path):
     assert config["classes"] == ["a", "b", "c"] and config["model"]["hidden"] == [5]
     x = torch.rand(4, 6)
     assert torch.equal(loaded(x), model(x))
+    assert all(not p.is_meta for p in loaded.parameters()) and loaded.training
     umask = os.umask(0)
     os.umask(umask)
     for name in (WEIGHTS, CONFIG):
@@ -37,12 +63,6 @@ def test_loading_errors_name_the_file(tmp_path):
     (folder / CONFIG).write_text(json.dumps({"format": "pickle"}))
     with pytest.raises(DigitlearnError, match="not a digitlearn model config"):
         read_config(folder)
-    (folder / CONFIG).write_text(json.dumps({"format": "digitlearn-model-1", "model": {"arch": "eval"}}))
-    with pytest.raises(DigitlearnError, match="unknown model architecture 'eval'"):
-        load_model(folder)
-    (folder / CONFIG).write_text(json.dumps({"format": "digitlearn-model-1", "model": None}))
-    with pytest.raises(DigitlearnError, match="names no architecture"):
-        load_model(folder)
 
 
 def test_weights_must_fit(tmp_path):
@@ -52,6 +72,8 @@ def test_weights_must_fit(tmp_path):
         load_weights(nn.Linear(4, 3), tmp_path / "m")
     with pytest.raises(DigitlearnError, match=r"tensor '0\.bias' is missing"):
         load_weights(nn.Sequential(nn.Linear(4, 2)), tmp_path / "m")
+    with pytest.raises(DigitlearnError, match=r"tensor 'weight' must hold F64 numbers.* not F32"):
+        load_weights(nn.Linear(4, 2).double(), tmp_path / "m")
     (tmp_path / "m" / WEIGHTS).write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00garbage!")
     with pytest.raises(DigitlearnError, match=r"weights\.safetensors: cannot read the weights"):
         load_weights(model, tmp_path / "m")
@@ -61,3 +83,499 @@ def test_a_file_is_not_a_folder(tmp_path):
     (tmp_path / "f").write_text("x")
     with pytest.raises(DigitlearnError, match="is a file"):
         save_model(tmp_path / "f", nn.Linear(1, 1), {})
+
+
+# ---------------------------------------------------------------- every run the project writes loads
+
+
+def tiny_dataset(n_classes: int, size: int = 28):
+    """A Dataset of one random image per class in each split: enough to build and save a run."""
+    from digitlearn.data import Dataset, Split
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 256, (n_classes, size, size), dtype=torch.uint8, generator=g)
+    split = Split(x, torch.arange(n_classes), [f"{i}.png" for i in range(n_classes)])
+    return Dataset(split, split, [f"class {i}" for i in range(n_classes)], "tiny")
+
+
+# two classes give the flat models one output (mnist_loss); the image models, two (cross_entropy)
+RUNS = [
+    *((name, 2) for name, spec in MODELS.items() if spec.takes_flat),
+    *((n, 3) for n in [*MODELS, "fast", "best"]),
+]
+
+
+@pytest.mark.parametrize(("recipe_name", "n_classes"), RUNS)
+def test_every_run_the_project_writes_loads(tmp_path, recipe_name, n_classes):
+    # untrained, but written as `digitlearn train` writes it: the recipe's model, loss and input format
+    from digitlearn.recipes import RECIPES, default_recipe
+    from digitlearn.run_folder import save_run
+
+    recipe = RECIPES.get(recipe_name) or default_recipe(recipe_name)
+    ds = tiny_dataset(n_classes)
+    learn = recipe.learner(ds, device="cpu", progress=False)
+    save_run(tmp_path / "run", learn, recipe, "tiny", seed=42, recipe_name=recipe_name)
+    p = Predictor.load(tmp_path / "run")
+    assert p.classes == ds.classes and p.predict(draw_digit("3")).probs.shape == (n_classes,)
+    loaded = dict(p.model.state_dict())
+    assert all(torch.equal(loaded[k], v.cpu()) for k, v in learn.model.state_dict().items())
+
+
+def test_every_builder_argument_has_a_rule():
+    for arch, builder in ARCHS.items():
+        for name in inspect.signature(builder).parameters:
+            assert name in ARGUMENTS or (arch, name) in ARCH_ARGUMENTS, f"{arch}({name}=...) has no bounds"
+
+
+def image_format(side: int, flat: bool) -> dict:
+    return {"height": side, "width": side, "flat": flat, "mean": 0.0, "std": 1.0}
+
+
+def test_large_models_within_the_total_are_planned_not_allocated():
+    widest = {"arch": "mlp", "n_in": 784, "hidden": [4096] * 16, "n_out": 10, "dropout": 0.0}
+    model = planned_model(widest, image_format(28, flat=True), Path(CONFIG))  # 1 GiB if allocated
+    assert next(model.parameters()).is_meta
+    resnet = {"arch": "resnet", "n_out": 10, "channels": [32, 64, 128], "blocks": 1}
+    planned_model(resnet, image_format(1024, flat=False), Path(CONFIG))  # 175M outputs: counted
+
+
+@pytest.mark.parametrize("recipe_name", [*MODELS, "fast", "best"])
+def test_the_outputs_bound_holds_and_spares_counting_for_mnist(recipe_name):
+    from dataclasses import asdict
+
+    from digitlearn.recipes import RECIPES, default_recipe
+
+    recipe = RECIPES.get(recipe_name) or default_recipe(recipe_name)
+    for side in (28, 64):
+        with torch.device("meta"):
+            model = recipe.spec.build(10, (side, side), asdict(recipe))
+        fmt = image_format(side, recipe.spec.takes_flat)
+        assert count_outputs(model, fmt) <= outputs_bound(model, fmt)
+        if side == 28:  # so loading an MNIST run never runs the meta device's kernels
+            assert outputs_bound(model, fmt) < MAX_NUMBERS // 100
+
+
+# ---------------------------------------------------------------- the corpus of broken configs
+
+Mutation = Callable[[dict], None]
+
+
+def setting(dotted: str, value: object) -> Mutation:
+    """Set the config's value at `dotted` (e.g. "model.channels") to `value`."""
+
+    def mutate(config: dict) -> None:
+        *parents, last = dotted.split(".")
+        for key in parents:
+            config = config[key]
+        config[last] = value
+
+    return mutate
+
+
+def removing(dotted: str) -> Mutation:
+    def mutate(config: dict) -> None:
+        *parents, last = dotted.split(".")
+        for key in parents:
+            config = config[key]
+        del config[last]
+
+    return mutate
+
+
+def several(*mutations: Mutation) -> Mutation:
+    def mutate(config: dict) -> None:
+        for m in mutations:
+            m(config)
+
+    return mutate
+
+
+def model_of(arch: str, **arguments: object) -> Mutation:
+    """Another model in place of the cnn (its builder's defaults for the arguments not given)."""
+    return setting("model", {"arch": arch, **arguments})
+
+
+def images_of(side: int) -> Mutation:
+    return several(setting("input.height", side), setting("input.width", side))
+
+
+TEN = [str(i) for i in range(10)]
+
+# (what is wrong, how, what the message must name); the base run is conftest's untrained cnn:
+# 10 classes, 28x28 normalised images, cross_entropy
+CONFIG_CASES = [
+    # model: layer sizes
+    ("huge channel", setting("model.channels", [16, 100000, 64]), "model.channels[1]"),
+    ("fractional channel", setting("model.channels", [16, 32.5, 64]), "model.channels[1]"),
+    ("float channel", setting("model.channels", [16, 32.0, 64]), "model.channels[1]"),
+    ("string channel", setting("model.channels", [16, "32", 64]), "model.channels[1]"),
+    ("negative channel", setting("model.channels", [16, -32, 64]), "model.channels[1]"),
+    ("zero channel", setting("model.channels", [0, 32, 64]), "model.channels[0]"),
+    ("bool channel", setting("model.channels", [True, 32, 64]), "model.channels[0]"),
+    ("nested channel", setting("model.channels", [16, [32], 64]), "model.channels[1]"),
+    ("no channels", setting("model.channels", []), "model.channels"),
+    ("17 stages", setting("model.channels", [16] * 17), "model.channels"),
+    ("channels as text", setting("model.channels", "16,32,64"), "model.channels"),
+    ("channels null", setting("model.channels", None), "model.channels"),
+    ("channels object", setting("model.channels", {"0": 16}), "model.channels"),
+    ("float n_out", setting("model.n_out", 10.0), "model.n_out"),
+    ("string n_out", setting("model.n_out", "10"), "model.n_out"),
+    ("zero n_out", setting("model.n_out", 0), "model.n_out"),
+    ("negative n_out", setting("model.n_out", -10), "model.n_out"),
+    ("bool n_out", setting("model.n_out", True), "model.n_out"),
+    ("huge n_out", setting("model.n_out", 10**30), "model.n_out"),
+    ("n_out not the classes", setting("model.n_out", 11), "model.n_out"),
+    ("zero input size", setting("model.in_size", [0, 28]), "model.in_size[0]"),
+    ("negative input size", setting("model.in_size", [28, -28]), "model.in_size[1]"),
+    ("huge input size", setting("model.in_size", [100000, 28]), "model.in_size[0]"),
+    ("string input size", setting("model.in_size", ["28", 28]), "model.in_size[0]"),
+    ("one input side", setting("model.in_size", [28]), "model.in_size"),
+    ("three input sides", setting("model.in_size", [28, 28, 28]), "model.in_size"),
+    ("input size a number", setting("model.in_size", 28), "model.in_size"),
+    ("input size not the input's", setting("model.in_size", [32, 32]), "model.in_size"),
+    # model: the architecture
+    ("unknown arch", setting("model.arch", "eval"), "model.arch"),
+    ("a torch class as arch", setting("model.arch", "Sequential"), "model.arch"),
+    ("arch a number", setting("model.arch", 5), "model.arch"),
+    ("arch a list", setting("model.arch", ["cnn"]), "model.arch"),
+    ("no arch", removing("model.arch"), "model.arch"),
+    ("unknown model argument", setting("model.bias", True), "model.bias"),
+    ("model a name", setting("model", "cnn"), "model"),
+    ("model a list", setting("model", []), "model"),
+    ("model null", setting("model", None), "names no architecture"),
+    ("resnet stem of no channels", model_of("resnet", channels=[1, 8]), "model.channels[0]"),
+    ("resnet of no blocks", model_of("resnet", blocks=0), "model.blocks"),
+    ("resnet blocks as text", model_of("resnet", blocks="2"), "model.blocks"),
+    ("dropout above 1", model_of("mlp", n_in=784, dropout=2), "model.dropout"),
+    ("huge init std", model_of("linear1", n_in=784, n_out=10, std=1e300), "model.std"),
+    ("simple_net hidden 0", model_of("simple_net", n_in=784, n_hidden=0), "model.n_hidden"),
+    ("mlp of a text layer", model_of("mlp", n_in=784, hidden=["x"]), "model.hidden[0]"),
+    # model: within every field's bounds, but too large in total
+    (
+        "16 stages of 4096 channels at 1024x1024",
+        several(model_of("cnn", channels=[4096] * 16, in_size=[1024, 1024]), images_of(1024)),
+        "weights, more than a run may have",
+    ),
+    (
+        "4096 channels at 1024x1024",
+        several(model_of("resnet", channels=[4096]), images_of(1024)),
+        "layer outputs for one 1024x1024 image",
+    ),
+    ("lenet on images too small", several(model_of("lenet", in_size=[8, 8]), images_of(8)), "model: images"),
+    # input
+    ("height 0", setting("input.height", 0), "input.height"),
+    ("negative height", setting("input.height", -28), "input.height"),
+    ("height as text", setting("input.height", "28"), "input.height"),
+    ("height 100000", setting("input.height", 100000), "input.height"),
+    ("fractional height", setting("input.height", 28.5), "input.height"),
+    ("height true", setting("input.height", True), "input.height"),
+    ("width null", setting("input.width", None), "input.width"),
+    ("height not the model's", images_of(32), "model.in_size"),
+    ("flat as text", setting("input.flat", "false"), "input.flat"),
+    ("flat as 0", setting("input.flat", 0), "input.flat"),
+    ("flat rows for a cnn", setting("input.flat", True), "input.flat"),
+    ("images for an mlp", model_of("mlp", n_in=784), "input.flat"),
+    ("n_in not the input's", several(model_of("mlp", n_in=100), setting("input.flat", True)), "model.n_in"),
+    ("mean as text", setting("input.mean", "0.13"), "input.mean"),
+    ("huge mean", setting("input.mean", 1e300), "input.mean"),
+    ("std 0", setting("input.std", 0), "input.std"),
+    ("negative std", setting("input.std", -0.3), "input.std"),
+    ("tiny std", setting("input.std", 1e-300), "input.std"),
+    ("std null", setting("input.std", None), "input.std"),
+    ("no std", removing("input.std"), "input.std is missing"),
+    ("unknown input key", setting("input.channels", 3), "input.channels"),
+    ("input a list", setting("input", [28, 28]), "input"),
+    ("input as text", setting("input", "28x28"), "input"),
+    # classes
+    ("nine classes for ten outputs", setting("classes", TEN[:9]), "model.n_out"),
+    ("duplicate classes", setting("classes", ["0", "1", "1", *TEN[3:]]), "classes[2]"),
+    ("classes as numbers", setting("classes", list(range(10))), "classes[0]"),
+    ("an empty class name", setting("classes", [*TEN[:9], ""]), "classes[9]"),
+    ("a class name with a newline", setting("classes", [*TEN[:9], "nine\n"]), "classes[9]"),
+    ("a class name of 1000 characters", setting("classes", [*TEN[:9], "x" * 1000]), "classes[9]"),
+    ("a class that is a list", setting("classes", [*TEN[:9], ["9"]]), "classes[9]"),
+    ("classes as text", setting("classes", "0123456789"), "classes"),
+    ("no classes", setting("classes", []), "classes"),
+    ("one class", setting("classes", ["0"]), "classes"),
+    ("5000 classes", setting("classes", [str(i) for i in range(5000)]), "classes"),
+    # loss
+    ("unknown loss", setting("loss.name", "mse"), "loss.name"),
+    ("empty loss name", setting("loss.name", ""), "loss.name"),
+    ("loss name a number", setting("loss.name", 5), "loss.name"),
+    ("loss name a list", setting("loss.name", ["cross_entropy"]), "loss.name"),
+    ("loss name null", setting("loss.name", None), "loss.name"),
+    ("no loss name", removing("loss.name"), "loss.name is missing"),
+    ("loss as text", setting("loss", "cross_entropy"), "loss"),
+    ("unknown loss key", setting("loss.reduction", "sum"), "loss.reduction"),
+    ("label smoothing 2", setting("loss.label_smoothing", 2), "loss.label_smoothing"),
+    ("label smoothing 1", setting("loss.label_smoothing", 1), "loss.label_smoothing"),
+    ("smoothing mnist_loss", setting("loss", {"name": "mnist_loss", "label_smoothing": 0.1}), "loss.label"),
+    ("binary loss on ten outputs", setting("loss.name", "mnist_loss"), "model.n_out"),
+    ("bce on ten classes", several(setting("loss.name", "bce_loss"), setting("model.n_out", 1)), "classes"),
+    # the rest
+    ("another format", setting("format", "digitlearn-model-2"), "format"),
+    ("train a list", setting("train", []), "train"),
+    ("train.data a number", setting("train", {"data": 5}), "train.data"),
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def base_run(tmp_path_factory) -> Path:
+    # the meta device's kernels load once per process, in about a second: no one case's cost
+    with torch.device("meta"):
+        count_outputs(nn.Conv2d(1, 1, 3), image_format(4, flat=False))
+    return save_untrained(tmp_path_factory.mktemp("runs") / "base")
+
+
+def broken_copy(base: Path, folder: Path, config: bytes | None = None, weights: bytes | None = None) -> Path:
+    """A copy of the run `base` in `folder`, with config.json and weights.safetensors replaced as given."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / CONFIG).write_bytes((base / CONFIG).read_bytes() if config is None else config)
+    (folder / WEIGHTS).write_bytes((base / WEIGHTS).read_bytes() if weights is None else weights)
+    return folder
+
+
+def refused(folder: Path, file: str, named: str, load: Callable = load_model) -> str:
+    """Loading `folder` fails, within a second, in one line naming `file` and `named`."""
+    start = time.perf_counter()
+    with pytest.raises(DigitlearnError) as caught:
+        load(folder)
+    elapsed = time.perf_counter() - start
+    message = str(caught.value)
+    assert f"{file}" in message and named in message, message
+    assert "\n" not in message and len(message) < 400, message
+    assert elapsed < 1, f"{elapsed:.2f}s"
+    return message
+
+
+def mutated_config(base: Path, mutate: Mutation) -> bytes:
+    config = json.loads((base / CONFIG).read_text())
+    mutate(config)
+    return json.dumps(config).encode()
+
+
+@pytest.mark.parametrize(("what", "mutate", "named"), CONFIG_CASES, ids=[c[0] for c in CONFIG_CASES])
+def test_a_broken_config_is_refused(base_run, tmp_path, what, mutate, named):
+    folder = broken_copy(base_run, tmp_path / "run", config=mutated_config(base_run, mutate))
+    refused(folder, f"{folder / CONFIG}:", named)
+
+
+def test_the_message_says_what_the_field_must_be(base_run, tmp_path):
+    config = mutated_config(base_run, setting("model.channels", [16, 100000, 64]))
+    folder = broken_copy(base_run, tmp_path / "run", config=config)
+    assert refused(folder, CONFIG, "channels") == (
+        f"{folder / CONFIG}: model.channels[1] must be a whole number from 1 to 4,096, not 100000"
+    )
+
+
+def text_edit(old: str, new: str) -> Callable[[bytes], bytes]:
+    def edit(text: bytes) -> bytes:
+        assert old.encode() in text
+        return text.replace(old.encode(), new.encode(), 1)
+
+    return edit
+
+
+def nested(depth: int) -> Callable[[bytes], bytes]:
+    return text_edit('"train": null', f'"train": {"[" * depth}{"]" * depth}')
+
+
+# (what is wrong, an edit of config.json's text, what the message must say): what JSON itself
+# allows, or what Python's json reads beyond it
+TEXT_CASES = [
+    ("NaN", text_edit('"mean": 0.1307', '"mean": NaN'), "NaN is not a JSON number"),
+    ("Infinity", text_edit('"std": 0.3081', '"std": Infinity'), "Infinity is not a JSON number"),
+    ("-Infinity", text_edit('"mean": 0.1307', '"mean": -Infinity'), "-Infinity is not"),
+    ("1e999", text_edit('"std": 0.3081', '"std": 1e999'), "1e999 is too large"),
+    ("5000 digits", text_edit('"n_out": 10', f'"n_out": {"9" * 5000}'), "a number of 5,000 characters"),
+    ("5000-digit float", text_edit('"std": 0.3081', f'"std": 0.{"3" * 5000}'), "a number of 5,002"),
+    ("nested 40 deep", nested(40), "nested more than 32 levels deep"),
+    ("nested 100000 deep", nested(100_000), "nested too deeply"),
+    ("a key twice", text_edit('"classes":', '"model": {"arch": "eval"}, "classes":'), "'model' appears"),
+    ("over 1 MiB", text_edit('"train": null', f'"train": "{"x" * MAX_CONFIG_BYTES}"'), "too large for a"),
+    ("not UTF-8", lambda text: text.replace(b"cross_entropy", b"cross_\xff"), "not valid JSON"),
+    ("cut short", lambda text: text[: len(text) // 2], "not valid JSON"),
+    ("empty", lambda text: b"", "not valid JSON"),
+    ("a list", lambda text: b"[]", "not a digitlearn model config"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("what", "edit", "named"), TEXT_CASES, ids=[c[0] for c in TEXT_CASES])
+def test_a_config_that_is_not_strict_json_is_refused(base_run, tmp_path, what, edit, named):
+    text = json.dumps({**json.loads((base_run / CONFIG).read_text()), "train": None}).encode()
+    folder = broken_copy(base_run, tmp_path / "run", config=edit(text))
+    refused(folder, f"{folder / CONFIG}:", named)
+
+
+def test_metadata_is_tolerated(base_run, tmp_path):
+    # what a later version (or Learner.save's extra) adds is metadata: nothing builds from it
+    extra = {"notes": {"by": "someone", "tags": ["a", "b"]}, "train": {"data": "mnist", "future": [1, 2]}}
+    config = mutated_config(base_run, lambda c: c.update(extra))
+    _, loaded = load_model(broken_copy(base_run, tmp_path / "run", config=config))
+    assert loaded["notes"] == extra["notes"]
+
+
+# ---------------------------------------------------------------- the corpus of broken weights
+
+StateEdit = Callable[[dict[str, torch.Tensor]], None]
+
+
+def tensor_set(key: str, value: float, at: int = 0) -> StateEdit:
+    def edit(state: dict) -> None:
+        state[key].view(-1)[at] = value
+
+    return edit
+
+
+def retyped(key: str, dtype: torch.dtype) -> StateEdit:
+    def edit(state: dict) -> None:
+        state[key] = state[key].to(dtype)
+
+    return edit
+
+
+def reshaped(key: str, shape: tuple[int, ...]) -> StateEdit:
+    def edit(state: dict) -> None:
+        state[key] = torch.zeros(shape)
+
+    return edit
+
+
+def added(key: str) -> StateEdit:
+    def edit(state: dict) -> None:
+        state[key] = torch.zeros(1)
+
+    return edit
+
+
+def dropped(key: str) -> StateEdit:
+    def edit(state: dict) -> None:
+        del state[key]
+
+    return edit
+
+
+# (what is wrong, an edit of the saved tensors, what the message must say)
+STATE_CASES = [
+    ("NaN weight", tensor_set("0.0.weight", float("nan")), "tensor '0.0.weight' holds NaN"),
+    ("infinite bias", tensor_set("4.bias", float("inf"), at=3), "tensor '4.bias' holds NaN or infinite"),
+    ("NaN running mean", tensor_set("1.1.running_mean", float("nan")), "tensor '1.1.running_mean' holds NaN"),
+    ("negative running var", tensor_set("2.1.running_var", -1.0), "outputs for a blank image are not finite"),
+    ("int weights", retyped("4.weight", torch.int32), "tensor '4.weight' must hold F32 numbers"),
+    ("float64 weights", retyped("4.weight", torch.float64), "tensor '4.weight' must hold F32 numbers"),
+    ("half weights", retyped("0.0.weight", torch.float16), "tensor '0.0.weight' must hold F32 numbers"),
+    ("float counter", retyped("0.1.num_batches_tracked", torch.float32), "must hold I64 numbers"),
+    ("bool weights", retyped("4.bias", torch.bool), "tensor '4.bias' must hold F32 numbers"),
+    ("wrong shape", reshaped("4.weight", (10, 100)), "tensor '4.weight' is (10, 100) not (10, 1024)"),
+    ("scalar for a vector", reshaped("4.bias", ()), "tensor '4.bias' is () not (10,)"),
+    ("missing tensor", dropped("4.bias"), "tensor '4.bias' is missing"),
+    ("extra tensor", added("5.weight"), "tensor '5.weight' is unexpected"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("what", "edit", "named"), STATE_CASES, ids=[c[0] for c in STATE_CASES])
+def test_broken_weights_are_refused(base_run, tmp_path, what, edit, named):
+    state = load_file(base_run / WEIGHTS)
+    edit(state)
+    folder = broken_copy(base_run, tmp_path / "run", weights=save(state))
+    refused(folder, f"{folder / WEIGHTS}", named)
+
+
+def header_of(length: int, header: bytes = b"") -> bytes:
+    return struct.pack("<Q", length) + header
+
+
+# (what is wrong, an edit of weights.safetensors's bytes, what the message must say)
+BYTES_CASES = [
+    ("cut short", lambda data: data[:-100], "cannot read the weights"),
+    ("cut in the header", lambda data: data[:20], "cannot read the weights"),
+    ("empty", lambda data: b"", "cannot read the weights"),
+    ("garbage", lambda data: b"\x08" + bytes(7) + b"garbage!", "cannot read the weights"),
+    ("a header of 2**40 bytes", lambda data: header_of(2**40) + data[8:], "cannot read the weights"),
+    ("a header of 2 MiB", lambda data: header_of(2 << 20, b"{" + b" " * (2 << 20)), "more than this model's"),
+    ("junk after the data", lambda data: data + b"\x00" * 64, "cannot read the weights"),
+    ("10 MiB of junk after the data", lambda data: data + bytes(10 << 20), "more than this model's weights"),
+    ("a header that is not JSON", lambda data: header_of(4, b"\xff\xfe\xfd\xfc") + data, "cannot read"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("what", "edit", "named"), BYTES_CASES, ids=[c[0] for c in BYTES_CASES])
+def test_a_broken_weights_file_is_refused(base_run, tmp_path, what, edit, named):
+    folder = broken_copy(base_run, tmp_path / "run", weights=edit((base_run / WEIGHTS).read_bytes()))
+    refused(folder, f"{folder / WEIGHTS}", named)
+
+
+def test_missing_files(base_run, tmp_path):
+    folder = broken_copy(base_run, tmp_path / "run")
+    (folder / WEIGHTS).unlink()
+    (folder / WEIGHTS).mkdir()
+    refused(folder, str(folder), "no weights.safetensors in it")
+    (folder / CONFIG).unlink()
+    refused(folder, str(folder), "no config.json in it")
+
+
+# ---------------------------------------------------------------- what the user sees
+
+
+def test_predictor_needs_classes_and_an_input_format(base_run, tmp_path):
+    for key in ("classes", "input"):
+        config = mutated_config(base_run, setting(key, None))
+        folder = broken_copy(base_run, tmp_path / key, config=config)
+        refused(folder, f"{folder / CONFIG}: {key} is missing", key, load=Predictor.load)
+        load_model(folder)  # without them, the model itself still loads
+
+
+@pytest.mark.parametrize(
+    ("mutate", "named"),
+    [
+        (setting("model.channels", [16, 100000, 64]), "model.channels[1]"),
+        (setting("input.std", 0), "input.std"),
+        (setting("classes", TEN[:9]), "model.n_out"),
+    ],
+)
+def test_predict_says_what_is_wrong_in_one_line(base_run, tmp_path, capsys, mutate, named):
+    from digitlearn.cli import main
+
+    folder = broken_copy(base_run, tmp_path / "run", config=mutated_config(base_run, mutate))
+    draw_digit("7").save(tmp_path / "7.png")
+    assert main(["predict", str(folder), str(tmp_path / "7.png")]) == 1
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1
+    assert err.startswith(f"digitlearn: error: {folder / CONFIG}: {named}")
+
+
+def test_predict_refuses_nan_weights_rather_than_print_nan(base_run, tmp_path, capsys):
+    from digitlearn.cli import main
+
+    state = load_file(base_run / WEIGHTS)
+    state["4.weight"][0, 0] = float("nan")
+    folder = broken_copy(base_run, tmp_path / "run", weights=save(state))
+    draw_digit("7").save(tmp_path / "7.png")
+    assert main(["predict", str(folder), str(tmp_path / "7.png")]) == 1
+    out, err = capsys.readouterr()
+    assert out == "" and "(nan)" not in err and "tensor '4.weight' holds NaN" in err
+
+
+def test_serve_refuses_to_start_on_a_broken_run(base_run, tmp_path, capsys, monkeypatch):
+    from digitlearn import serve
+    from digitlearn.cli import main
+
+    monkeypatch.setattr(serve, "serve", lambda *args, **kwargs: pytest.fail("serve started"))
+    mutate = setting("classes", ["3", "7"])
+    folder = broken_copy(base_run, tmp_path / "run", config=mutated_config(base_run, mutate))
+    assert main(["serve", str(folder), "--port", "0"]) == 1
+    assert "model.n_out must be 2" in capsys.readouterr().err
+
+
+def test_predicting_refuses_outputs_that_are_not_finite(base_run):
+    p = Predictor.load(base_run)
+    with torch.no_grad():
+        p.model[4].weight.fill_(3e38)  # finite, but the outputs overflow
+    with pytest.raises(DigitlearnError, match="outputs are not finite"):
+        p.predict(draw_digit("7"))
+
+
+def test_a_base_copy_loads(base_run, tmp_path):
+    # the corpus's refusals are each for its one edit: the unedited copy loads
+    folder = broken_copy(base_run, tmp_path / "run", config=mutated_config(base_run, lambda config: None))
+    assert Predictor.load(folder).classes == TEN

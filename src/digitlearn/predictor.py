@@ -70,8 +70,9 @@ class Predictor:
 
     @classmethod
     def load(cls, run_dir: str | os.PathLike, device: str | torch.device = "cpu") -> "Predictor":
-        """The model saved in `run_dir` (by `digitlearn train` or `Learner.save`)."""
-        model, config = load_model(run_dir)
+        """The model saved in `run_dir` (by `digitlearn train` or `Learner.save`), refused in one
+        line if anything in the folder is wrong: `serve` then does not start."""
+        model, config = load_model(run_dir, required=("classes", "input"))
         predictor = cls(model, config, device)
         predictor.path = Path(run_dir)
         return predictor
@@ -104,7 +105,13 @@ class Predictor:
     def probabilities(self, images: torch.Tensor) -> torch.Tensor:
         """(N, H, W) prepared images (float in [0, 1] or uint8) -> (N, n_classes) probabilities."""
         x = self.input_format(images).to(self.device)
-        return probabilities(self.model(x), self.loss_func).cpu()
+        probs = probabilities(self.model(x), self.loss_func).cpu()
+        if not bool(probs.isfinite().all()):  # finite weights can still overflow on some image
+            where = self.path or "the model"
+            raise DigitlearnError(
+                f"{where}: the model's outputs are not finite (NaN or infinite) for these images"
+            )
+        return probs
 
     def _result(self, image: torch.Tensor, probs: torch.Tensor) -> Prediction:
         index = int(probs.argmax())

@@ -2,21 +2,32 @@
 
 The config names the architecture and its arguments, the class names, how images become inputs,
 and the loss; loading builds the model from the registry in `models`, then fills in the weights.
-Neither file can carry code, so loading a model from anywhere is safe.
+Neither file can carry code, and both are checked (run_schema) before anything is built, so
+loading a model from anywhere is safe.
 """
 
 import json
+from collections.abc import Collection
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save
 from torch import nn
 
 from .errors import DigitlearnError
 from .files import atomic_path
 from .jsondata import jsonable
-from .models import build_model
+from .run_schema import (
+    MAX_CONFIG_BYTES,
+    check_blank_image,
+    check_config,
+    check_finite,
+    check_weights_header,
+    parse_config,
+    planned_model,
+    weights_limit,
+)
 
 WEIGHTS = "weights.safetensors"
 CONFIG = "config.json"
@@ -39,53 +50,65 @@ def save_model(path: str | Path, model: nn.Module, config: dict) -> Path:
 
 
 def read_config(path: str | Path) -> dict:
-    """The config.json of a saved model folder."""
+    """The config.json of a saved model folder, as strict JSON of bounded size (see run_schema)."""
     file = Path(path) / CONFIG
     if not file.is_file():
         what = "no such folder" if not Path(path).exists() else f"no {CONFIG} in it"
         raise DigitlearnError(f"{path} is not a saved model: {what}")
-    try:
-        config = json.loads(file.read_text())
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise DigitlearnError(f"{file}: not valid JSON ({e})") from None
+    with file.open("rb") as f:  # at most one byte past the limit: the size is checked before parsing
+        config = parse_config(f.read(MAX_CONFIG_BYTES + 1), file)
     if not isinstance(config, dict) or config.get("format") != FORMAT:
         raise DigitlearnError(f"{file}: not a digitlearn model config (expected format {FORMAT!r})")
     return config
 
 
-def load_weights(model: nn.Module, path: str | Path) -> nn.Module:
-    """Fill `model` with the weights saved in `path`; names and shapes must match exactly."""
+def read_weights(path: str | Path, expected: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The tensors of the weights file in `path`, which must be exactly `expected`'s (names, shapes,
+    dtypes) and finite. The header is checked before any tensor is read, and the file's size
+    before the header, so a file cannot make this read more than the model's own size."""
     file = Path(path) / WEIGHTS
     if not file.is_file():
         raise DigitlearnError(f"{path} is not a saved model: no {WEIGHTS} in it")
+    size, limit = file.stat().st_size, weights_limit(expected)
+    if size > limit:
+        raise DigitlearnError(
+            f"{file}: {size:,} bytes, more than this model's weights take ({limit:,} at most)"
+        )
     try:
-        state = load_file(file)
+        with safe_open(file, "pt") as f:
+            slices = {k: f.get_slice(k) for k in f.keys()}  # noqa: SIM118 (safe_open is not iterable)
+            check_weights_header(
+                {k: (s.get_dtype(), tuple(s.get_shape())) for k, s in slices.items()}, expected, file
+            )
+            state = {k: f.get_tensor(k) for k in slices}
     except (SafetensorError, OSError) as e:
         raise DigitlearnError(f"{file}: cannot read the weights ({e})") from None
-    own = model.state_dict()
-    missing, extra = sorted(own.keys() - state.keys()), sorted(state.keys() - own.keys())
-    wrong = sorted(k for k in own.keys() & state.keys() if own[k].shape != state[k].shape)
-    if missing or extra or wrong:
-        k = (missing or extra or wrong)[0]
-        problem = (
-            "missing"
-            if missing
-            else "unexpected"
-            if extra
-            else f"{tuple(state[k].shape)} not {tuple(own[k].shape)}"
-        )
-        raise DigitlearnError(f"{file} does not fit this model: tensor {k!r} is {problem}")
+    check_finite(state, file)
+    return state
+
+
+def load_weights(model: nn.Module, path: str | Path) -> nn.Module:
+    """Fill `model` with the weights saved in `path`; names, shapes and dtypes must match exactly."""
+    state = read_weights(path, model.state_dict())
     with torch.no_grad():
         model.load_state_dict(state)
     return model
 
 
-def load_model(path: str | Path) -> tuple[nn.Module, dict]:
-    """Rebuild a saved model from its folder: (model with its weights, config)."""
+def load_model(path: str | Path, required: Collection[str] = ()) -> tuple[nn.Module, dict]:
+    """Rebuild a saved model from its folder: (model with its weights, config).
+
+    The config is checked first (run_schema; `required`: "classes", "input", which must be there),
+    then the model is planned on the meta device, which allocates nothing, and checked for size,
+    then the weights are read and checked against the plan, and only then become the model's:
+    assigned in place of the plan's, so no random initial weights are made only to be replaced.
+    """
+    file = Path(path) / CONFIG
     config = read_config(path)
-    if not isinstance(config.get("model"), dict):
-        raise DigitlearnError(
-            f"{Path(path) / CONFIG} names no architecture: the model was not built by a digitlearn "
-            "builder, so build it yourself and use Learner.load or load_weights"
-        )
-    return load_weights(build_model(config["model"]), path), config
+    model_config = check_config(config, file, required)
+    model = planned_model(model_config, config.get("input"), file)
+    state = read_weights(path, model.state_dict())
+    model.load_state_dict(state, assign=True)
+    if config.get("input") is not None:
+        check_blank_image(model, config["input"], Path(path) / WEIGHTS)
+    return model, config

@@ -5,6 +5,7 @@ import argparse
 import math
 from typing import TYPE_CHECKING, NoReturn
 
+from ..limits import MAX_LAYERS, MAX_SIZE, MAX_WIDTH
 from ..models import MODELS
 from ..recipes import RECIPES, Recipe, recipe_for
 
@@ -28,9 +29,6 @@ class Interrupted(Exception):
 # train to a loss of -566 (label smoothing 2), allocate 360 GB (channels 100000) or serve on
 # another port than asked (70000).
 
-MAX_SIZE = 1024  # image side: MNIST is 28; beyond this, one image is megabytes of floats
-MAX_WIDTH = 4096  # channels or units of one layer
-MAX_LAYERS = 16
 MAX_SEED = 2**63 - 1  # torch.manual_seed takes up to a signed 64-bit integer
 
 

@@ -372,8 +372,6 @@ def load_learner(run_dir: str | Path, device: str | torch.device = "cpu") -> Lea
     dls = DataLoaders(empty, empty, config.get("classes"), fmt)
     loss = config.get("loss") or {"name": "cross_entropy"}
     options = {k: v for k, v in loss.items() if k != "name"}
-    if loss.get("name") not in LOSSES:
-        raise DigitlearnError(f"{run_dir}: unknown loss {loss.get('name')!r} (known: {', '.join(LOSSES)})")
     loss_func = LOSSES[loss["name"]]
     if options:
         loss_func = functools.partial(loss_func, **options)
