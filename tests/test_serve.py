@@ -1,24 +1,32 @@
-"""The web app: page, health, the prediction API and its errors; the server on loopback."""
+"""The web app: page, health, the prediction API and its errors; the server on loopback.
+(tests/test_serve_load.py: the server under a mixed load, and slow or silent clients.)"""
 
+import asyncio
 import base64
 import io
 import re
 import socket
 import subprocess
 import sys
+import threading
 
 import httpx2 as httpx
 import pytest
 from fastapi.testclient import TestClient
+from PIL import Image
 
+from digitlearn.cli import main
 from digitlearn.predictor import Predictor
-from digitlearn.serve import create_app
+from digitlearn.serve import Limits, create_app
 from tests.conftest import draw_digit, encoded
+
+JSON = {"Content-Type": "application/json"}
+PNG = {"Content-Type": "image/png"}
 
 
 @pytest.fixture(scope="module")
 def client(untrained_run):
-    return TestClient(create_app(Predictor.load(untrained_run), max_bytes=200_000))
+    return TestClient(create_app(Predictor.load(untrained_run), Limits(max_bytes=200_000)))
 
 
 def test_page_and_health(client):
@@ -52,24 +60,39 @@ def test_predict_from_bytes_and_from_a_data_url(client, untrained_run):
 @pytest.mark.parametrize(
     "kwargs,status,message",
     [
-        ({"content": b"x" * 200_001, "headers": {"Content-Type": "image/png"}}, 413, "limit"),
+        ({"content": b"x" * 200_001, "headers": PNG}, 413, "limit"),
         ({"content": b"plain text", "headers": {"Content-Type": "text/plain"}}, 415, "not an image"),
-        ({"content": b'{"image": ', "headers": {"Content-Type": "application/json"}}, 400, "malformed JSON"),
+        ({"content": b'{"image": ', "headers": JSON}, 400, "malformed JSON"),
+        ({"content": b'{"image": "\xff"}', "headers": JSON}, 400, "not UTF-8"),
+        ({"content": b"[" * 20_000 + b"]" * 20_000, "headers": JSON}, 400, "nested 20,000 levels deep"),
+        ({"content": b'{"image": ' + b"7" * 5000 + b"}", "headers": JSON}, 400, "a number of 5,000 digits"),
+        # brackets and quotes inside a string are not nesting
+        ({"json": {"image": '\\"' + "[" * 100}}, 400, "not valid base64"),
         ({"json": {"picture": "x"}}, 400, '"image"'),
         ({"json": {"image": "data:image/png;base64,@@@"}}, 400, "not valid base64"),
         ({"json": {"image": "data:image/png,abc"}}, 400, "base64-encoded"),
-        ({"content": b"", "headers": {"Content-Type": "image/png"}}, 400, "empty request"),
+        ({"content": b"", "headers": PNG}, 400, "empty request"),
         ({"files": {"file": ("a.png", b"123", "image/png")}}, 415, "not a form"),
+        ({"content": encoded(Image.new("LAB", (32, 32)), "TIFF"), "headers": PNG}, 415, "cannot convert"),
+        ({"content": encoded(Image.new("RGB", (32, 32)), "EPS"), "headers": PNG}, 415, "not an image"),
+        ({"content": encoded(draw_digit("4"))[:600], "headers": PNG}, 415, "cannot decode"),
     ],
     ids=[
         "too-large",
         "not-an-image",
         "malformed-json",
+        "json-not-utf8",
+        "json-deep",
+        "json-long-number",
+        "json-brackets-in-a-string",
         "no-image-key",
         "bad-base64",
         "not-base64-url",
         "empty",
         "form",
+        "lab-tiff",
+        "eps-as-png",
+        "truncated-png",
     ],
 )
 def test_bad_requests_get_4xx_with_a_message(client, kwargs, status, message):
@@ -80,6 +103,51 @@ def test_bad_requests_get_4xx_with_a_message(client, kwargs, status, message):
 def test_blank_drawing_is_422_no_digit(client):
     r = client.post("/api/predict", content=encoded(draw_digit(" ")), headers={"Content-Type": "image/png"})
     assert r.status_code == 422 and "no digit found" in r.json()["detail"]
+
+
+def test_an_unexpected_error_is_a_json_500_that_goes_no_further(untrained_run, monkeypatch):
+    predictor = Predictor.load(untrained_run)
+    monkeypatch.setattr(predictor, "predict", lambda data: 1 / 0)
+    # the test client re-raises what escapes the app; uvicorn would close the connection under it
+    r = TestClient(create_app(predictor)).post("/api/predict", content=encoded(draw_digit("1")), headers=PNG)
+    assert r.status_code == 500 and "ZeroDivisionError" in r.json()["detail"]
+
+
+def test_past_max_pending_requests_wait_no_more_429(untrained_run, monkeypatch):
+    predictor = Predictor.load(untrained_run)
+    release, predict = threading.Event(), predictor.predict
+    monkeypatch.setattr(predictor, "predict", lambda data: release.wait(10) and predict(data))
+    app = create_app(predictor, Limits(workers=1, max_pending=2))
+    data = encoded(draw_digit("1"))
+
+    async def send_three() -> list[httpx.Response]:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://test") as c:
+            sent = [asyncio.create_task(c.post("/api/predict", content=data, headers=PNG)) for _ in range(3)]
+            # two are in progress (one predicting, one waiting for the worker) until released
+            await asyncio.wait(sent, return_when=asyncio.FIRST_COMPLETED)
+            release.set()
+            return sorted([await r for r in sent], key=lambda r: r.status_code)
+
+    first, second, third = asyncio.run(send_three())
+    assert first.status_code == second.status_code == 200
+    assert third.status_code == 429 and "busy with 2 requests" in third.json()["detail"]
+    assert third.headers["Retry-After"] == "1"
+
+
+@pytest.mark.parametrize(
+    "option, value, message",
+    [
+        ("--idle-timeout", "0", "'0' is not a number in (0, 3600]"),
+        ("--head-timeout", "nan", "'nan' is not a number in (0, 3600]"),
+        ("--body-timeout", "1e9", "'1e9' is not a number in (0, 3600]"),
+        ("--workers", "0", "'0' is not a whole number from 1 to 64"),
+    ],
+)
+def test_limits_out_of_range_are_refused_by_the_parser(option, value, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["serve", "RUN", option, value])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and f"error: argument {option}: {message}" in err
 
 
 def start_server(run, *args: str) -> tuple[subprocess.Popen, str]:

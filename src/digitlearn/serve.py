@@ -1,36 +1,79 @@
 """`digitlearn serve`: a drawing page and a JSON API around a Predictor (FastAPI on uvicorn).
 
   GET  /             the page: draw a digit (mouse or touch) or upload an image, see the prediction
-  GET  /health       {"status": "ok", model, classes, input size}
+  GET  /health       {"status": "ok", model, classes, input size, max_bytes}
   POST /api/predict  an image's bytes (any image Content-Type), or JSON {"image": "data:...;base64,..."}
                      -> {"label", "index", "probability", "probabilities", "top", "input" (a PNG data URL)}
 
-Bad requests get a 4xx status and {"detail": "<what is wrong>"}: 413 over the size limit, 400 for
-malformed JSON or base64, 415 for bytes that are not an image, 422 for an image with no digit.
+Errors are JSON {"detail": "<what is wrong>"}, and a bad request gets a 4xx, never a 5xx:
+  400  an empty body; malformed JSON or base64; JSON nested over MAX_JSON_DEPTH levels or with a
+       number over MAX_JSON_DIGITS digits; a request that is not HTTP (the connection is closed)
+  408  the body did not all arrive within `body_timeout` (the connection is closed)
+  413  a body over `max_bytes`, refused before it is read when its Content-Length says so (the
+       rest is still read, and dropped, within `head_timeout`: so the client sees the answer)
+  415  bytes that are not an image we open (images.py: format allow-list, MAX_PIXELS and
+       DECODE_BUDGET, every conversion inside its guard), or a multipart form
+  422  an image with no digit on it, or one the model cannot score
+  429  `max_pending` API requests are in progress already: try again after Retry-After seconds
+  500  a bug: logged, answered, and the kept-alive connection stays usable for the next request
+  503  `max_connections` connections are open (uvicorn's answer, in plain text)
+
+The limits (`Limits`; most are command-line options) keep one client from taking the server from
+the others. A slow or silent client held a connection for ever, so a kept-alive connection may
+wait `idle_timeout` (5 s) for its next request, whose line and headers must then arrive within
+`head_timeout` (10 s) and its body within `body_timeout` (30 s). `workers` (the cores, at most 4)
+images are prepared at once and the others wait their turn: each can take a few hundred MB,
+and more at once is more memory, not more speed. At most `max_pending` (64) API requests are in
+progress, each holding its body of at most `max_bytes` (5 MiB), and `max_connections` (1,000)
+connections open.
 """
 
+import asyncio
 import base64
 import binascii
 import io
 import ipaddress
 import json
+import logging
+import os
+import re
 import socket
 import sys
 import time
+from dataclasses import dataclass
 from importlib.resources import files
 
+import h11
 import numpy as np
+import uvicorn
+from anyio import CapacityLimiter, fail_after, to_thread
 from fastapi import FastAPI, HTTPException, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 from PIL import Image
-from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from .errors import DigitlearnError
 from .images import ImageError
-from .predictor import Predictor
-from .preprocess import NoDigitError
+from .predictor import Prediction, Predictor
 
-MAX_BYTES = 5 * 2**20  # a photo from a phone fits; a drawing is a few kB
+MAX_JSON_DEPTH = 32  # {"image": "..."} is 1 deep; Python's parser recurses once a level
+MAX_JSON_DIGITS = 100  # int() of a few thousand digits is refused, of more is slow: none is needed
+LOG = logging.getLogger("uvicorn.error")  # uvicorn prints it (warnings and errors)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one client may take from the server (see the module's description)."""
+
+    max_bytes: int = 5 * 2**20  # a photo from a phone fits; a drawing is a few kB
+    idle_timeout: float = 5.0  # seconds a kept-alive connection may wait for its next request
+    head_timeout: float = 10.0  # seconds for a request's line and headers to arrive, all of them
+    body_timeout: float = 30.0  # seconds for its body: max_bytes at 170 kB/s, a slow phone upload
+    workers: int = min(4, os.cpu_count() or 1)  # images prepared at once: each may take ~300 MB
+    max_pending: int = 64  # API requests in progress (arriving, waiting, predicting); each holds its body
+    max_connections: int = 1000  # under the usual limit of 1,024 open files
 
 
 def png_data_url(image) -> str:
@@ -40,35 +83,65 @@ def png_data_url(image) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
-    """The request body, refused (413) as soon as it is known to pass `limit` bytes."""
+# ---------------------------------------------------------------- a request's image
+
+_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"?', re.DOTALL)  # a JSON string (or an unclosed one)
+_NESTING = np.zeros(256, np.int8)  # each byte's step in depth
+_NESTING[list(b"[{")] = 1
+_NESTING[list(b"]}")] = -1
+_LONG_NUMBER = re.compile(rb"(?<![0-9])[0-9]{%d,}" % (MAX_JSON_DIGITS + 1))
+
+
+async def _read_body(request: Request, limits: Limits) -> bytes:
+    """The request body, refused (413) as soon as it is known to pass `max_bytes`, and (408) if
+    it has not all arrived within `body_timeout`."""
+    limit = limits.max_bytes
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
         raise HTTPException(413, f"the request is {int(declared):,} bytes; the limit is {limit:,}")
     body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise HTTPException(413, f"the request is over the limit of {limit:,} bytes")
+    try:
+        with fail_after(limits.body_timeout):
+            async for chunk in request.stream():
+                body += chunk
+                if len(body) > limit:
+                    raise HTTPException(413, f"the request is over the limit of {limit:,} bytes")
+    except TimeoutError:  # and the connection closed: it is a slow client's
+        raise HTTPException(
+            408,
+            f"the request body did not arrive within {limits.body_timeout:g} seconds",
+            {"Connection": "close"},
+        ) from None
+    except ClientDisconnect:  # the client is gone: an answer nobody reads, not an error in the log
+        raise HTTPException(400, "the client closed the connection before sending the body") from None
     return bytes(body)
 
 
-def _image_bytes(body: bytes, content_type: str) -> bytes:
-    """The image inside a request body: the body itself, or the data URL (or base64) in JSON."""
-    if not body:
+def _check_json(body: bytes) -> None:
+    """Refuse (400) JSON that would be costly to parse, before parsing it: deep nesting (the parser
+    recurses) and long numbers (int() is quadratic). Both are measured outside strings, without
+    recursion. `body` must be valid UTF-8: there, a byte that reads as " [ { ] } \\ or a digit is
+    that character, never part of another."""
+    outside = _STRING.sub(b"", body)
+    depth = int(np.cumsum(_NESTING[np.frombuffer(outside, np.uint8)], dtype=np.int32).max(initial=0))
+    if depth > MAX_JSON_DEPTH:
+        raise HTTPException(400, f"the JSON is nested {depth:,} levels deep; the limit is {MAX_JSON_DEPTH}")
+    if number := _LONG_NUMBER.search(outside):
         raise HTTPException(
-            400, 'empty request: send an image\'s bytes, or JSON {"image": "data:image/png;base64,..."}'
+            400, f"the JSON has a number of {len(number[0]):,} digits; the limit is {MAX_JSON_DIGITS}"
         )
-    kind = content_type.split(";")[0].strip().lower()
-    if kind == "multipart/form-data":
-        raise HTTPException(
-            415, "send the image's bytes as the request body (Content-Type image/png etc.), not a form"
-        )
-    if kind != "application/json":
-        return body
+
+
+def _json_image(body: bytes) -> bytes:
+    """The image in a JSON body {"image": "<a data URL or base64>"}, decoded."""
     try:
-        payload = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        text = body.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise HTTPException(400, "malformed JSON: it is not UTF-8 text") from None
+    _check_json(body)
+    try:
+        payload = json.loads(text)
+    except json.JSONDecodeError as e:
         raise HTTPException(400, f"malformed JSON: {e}") from None
     image = payload.get("image") if isinstance(payload, dict) else None
     if not isinstance(image, str):
@@ -85,10 +158,83 @@ def _image_bytes(body: bytes, content_type: str) -> bytes:
         raise HTTPException(400, 'the "image" is not valid base64') from None
 
 
-def create_app(predictor: Predictor, max_bytes: int = MAX_BYTES) -> FastAPI:
-    """The web app for `predictor`; serve it with any ASGI server (`serve` uses uvicorn)."""
+def _image_bytes(body: bytes, content_type: str) -> bytes:
+    """The image inside a request body: the body itself, or the data URL (or base64) in JSON."""
+    if not body:
+        raise HTTPException(
+            400, 'empty request: send an image\'s bytes, or JSON {"image": "data:image/png;base64,..."}'
+        )
+    kind = content_type.split(";")[0].strip().lower()
+    if kind == "multipart/form-data":
+        raise HTTPException(
+            415, "send the image's bytes as the request body (Content-Type image/png etc.), not a form"
+        )
+    return _json_image(body) if kind == "application/json" else body
+
+
+def _classify(predictor: Predictor, body: bytes, content_type: str) -> tuple[Prediction, float]:
+    """The request's image classified, and the milliseconds that took; what is wrong with the
+    request as a 4xx. Runs in a worker thread: all of it is CPU work on the client's bytes."""
+    start = time.perf_counter()
+    data = _image_bytes(body, content_type)
+    try:
+        result = predictor.predict(data)
+    except DigitlearnError as e:  # not an image we open (415); no digit, or no finite output (422)
+        raise HTTPException(415 if isinstance(e, ImageError) else 422, str(e)) from None
+    return result, 1000 * (time.perf_counter() - start)
+
+
+class _Admission:
+    """The API requests in progress (arriving, waiting for a worker, predicting). Past `limit`,
+    the next is refused (429) before its body is read: waiting ones, each holding its body, cannot
+    pile up without bound. Used on the event loop only, so the count needs no lock."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit, self.count = limit, 0
+
+    def __enter__(self) -> None:
+        if self.count >= self.limit:
+            raise HTTPException(
+                429, f"the server is busy with {self.count} requests; try again shortly", {"Retry-After": "1"}
+            )
+        self.count += 1
+
+    def __exit__(self, *exc: object) -> None:
+        self.count -= 1
+
+
+class _ContainErrors:
+    """ASGI middleware: an exception no handler expected is logged and answered with a JSON 500,
+    and goes no further. Starlette's own 500 re-raises it, and uvicorn then closes the connection
+    under the response: a client reusing that kept-alive connection saw its next request fail."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = False
+
+        async def watched(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watched)
+        except Exception as e:
+            if started or scope["type"] != "http":  # half an answer cannot be mended: uvicorn closes
+                raise
+            LOG.exception("%s %s failed", scope["method"], scope["path"])
+            detail = f"the server failed on this request ({type(e).__name__}); its log says more"
+            await JSONResponse({"detail": detail}, 500)(scope, receive, send)
+
+
+def create_app(predictor: Predictor, limits: Limits = Limits()) -> FastAPI:
+    """The web app for `predictor`; serve it with any ASGI server (`serve` uses uvicorn, and adds
+    the limits on connections)."""
     # no /docs: its page loads scripts from a CDN, which an offline machine cannot reach
     app = FastAPI(title="digitlearn", docs_url=None, redoc_url=None)
+    app.add_middleware(_ContainErrors)
     page = (files("digitlearn") / "static" / "index.html").read_text(encoding="utf-8")
     arch = (predictor.config.get("model") or {}).get("arch", "model")
     info = {
@@ -97,8 +243,11 @@ def create_app(predictor: Predictor, max_bytes: int = MAX_BYTES) -> FastAPI:
         "run": predictor.path.name if predictor.path else None,
         "classes": predictor.classes,
         "input": list(predictor.size),
-        "max_bytes": max_bytes,
+        "max_bytes": limits.max_bytes,
     }
+    admission = _Admission(limits.max_pending)
+    # the others wait their turn in order: under load, requests are slower, not refused
+    workers = CapacityLimiter(limits.workers)
 
     @app.get("/", response_class=HTMLResponse)
     async def index() -> str:
@@ -110,23 +259,77 @@ def create_app(predictor: Predictor, max_bytes: int = MAX_BYTES) -> FastAPI:
 
     @app.post("/api/predict")
     async def predict(request: Request) -> dict:
-        body = await _read_body(request, max_bytes)
-        data = _image_bytes(body, request.headers.get("content-type", ""))
-        start = time.perf_counter()
-        try:
-            # in a worker thread: the model and the image work would otherwise hold up every request
-            result = await run_in_threadpool(predictor.predict, data)
-        except NoDigitError as e:
-            raise HTTPException(422, str(e)) from None
-        except ImageError as e:
-            raise HTTPException(415, str(e)) from None
-        return {
-            **result.to_dict(),
-            "input": png_data_url(result.input),
-            "ms": 1000 * (time.perf_counter() - start),
-        }
+        with admission:
+            body = await _read_body(request, limits)
+            content_type = request.headers.get("content-type", "")
+            # in a worker thread: the image work would otherwise hold up every request
+            result, ms = await to_thread.run_sync(_classify, predictor, body, content_type, limiter=workers)
+        return {**result.to_dict(), "input": png_data_url(result.input), "ms": ms}
 
     return app
+
+
+# ---------------------------------------------------------------- connections
+
+
+class _HeadDeadline(H11Protocol):
+    """uvicorn's h11 connection (its pure-Python HTTP/1.1, the one it picks when httptools is not
+    installed), with a deadline for each request's head: uvicorn has none, so a client that sent
+    nothing, or its headers a byte at a time, held a connection for ever. The clock starts when
+    the connection opens or an answer is sent (the client may then still be sending a body nobody
+    reads), and stops when a request's head has arrived."""
+
+    head_timeout: float = Limits.head_timeout  # a server's own, in the subclass `_connections` makes
+    _clock: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:
+        super().connection_made(transport)
+        self._start_clock()
+
+    def handle_events(self) -> None:
+        super().handle_events()
+        if self._handling():
+            self._stop_clock()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()  # may start a request that was sent behind this one
+        if not self._handling() and not self.transport.is_closing():
+            self._start_clock()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._stop_clock()
+        super().connection_lost(exc)
+
+    def send_400_response(self, msg: str) -> None:
+        # uvicorn's answer to a request h11 cannot parse is plain text: the API's errors are JSON
+        body = b'{"detail": "the request is not valid HTTP/1.1"}'
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            (b"connection", b"close"),
+        ]
+        response = h11.Response(status_code=400, headers=headers, reason=b"Bad Request")
+        for event in (response, h11.Data(data=body), h11.EndOfMessage()):
+            self.transport.write(self.conn.send(event))
+        self.transport.close()
+
+    def _handling(self) -> bool:
+        """Whether a request's head has arrived and its answer is not yet sent."""
+        return self.cycle is not None and not self.cycle.response_complete
+
+    def _start_clock(self) -> None:
+        self._stop_clock()
+        self._clock = self.loop.call_later(self.head_timeout, self.transport.close)
+
+    def _stop_clock(self) -> None:
+        if self._clock is not None:
+            self._clock.cancel()
+            self._clock = None
+
+
+def _connections(head_timeout: float) -> type[_HeadDeadline]:
+    """The connection class for a server whose requests' heads must arrive within `head_timeout`."""
+    return type("HeadDeadline", (_HeadDeadline,), {"head_timeout": head_timeout})
 
 
 def _listen(host: str, port: int) -> socket.socket:
@@ -148,12 +351,8 @@ def _listen(host: str, port: int) -> socket.socket:
     return sock
 
 
-def serve(
-    predictor: Predictor, host: str = "127.0.0.1", port: int = 8000, max_bytes: int = MAX_BYTES
-) -> None:
+def serve(predictor: Predictor, host: str = "127.0.0.1", port: int = 8000, limits: Limits = Limits()) -> None:
     """Serve the page and API until Ctrl+C. Port 0 picks a free port; the URL is printed."""
-    import uvicorn
-
     sock = _listen(host, port)
     address, actual = sock.getsockname()[:2]
     shown = f"[{address}]" if ":" in address else address
@@ -163,7 +362,12 @@ def serve(
             file=sys.stderr,
         )
     print(f"serving {predictor!r} at http://{shown}:{actual}/ (Ctrl+C to stop)", flush=True)
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(predictor, max_bytes), log_level="warning", access_log=False)
+    config = uvicorn.Config(
+        create_app(predictor, limits),
+        http=_connections(limits.head_timeout),
+        timeout_keep_alive=limits.idle_timeout,  # annotated int, but any number of seconds works
+        limit_concurrency=limits.max_connections,
+        log_level="warning",
+        access_log=False,
     )
-    server.run(sockets=[sock])
+    uvicorn.Server(config).run(sockets=[sock])

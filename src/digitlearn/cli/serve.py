@@ -5,6 +5,8 @@ import argparse
 from .shared import number
 
 NAME, HELP, TORCH = "serve", "a web page to draw digits on, and a JSON API, for a trained run", True
+# the options that set serve.Limits: one not given keeps the default there (which its help repeats)
+LIMITS = ("max_bytes", "idle_timeout", "head_timeout", "body_timeout", "workers")
 
 
 def add_arguments(q: argparse.ArgumentParser) -> None:
@@ -19,13 +21,28 @@ def add_arguments(q: argparse.ArgumentParser) -> None:
         help="port (default %(default)s; 0 picks a free one)",
     )
     q.add_argument("--max-bytes", type=number(int, 1, 2**30), help="largest request accepted (default 5 MiB)")
+    seconds = number(float, 0, 3600, low_open=True)
+    for name, default, what in (
+        ("idle", 5, "a kept-alive connection may wait for its next request"),
+        ("head", 10, "a request's line and headers may take to arrive"),
+        ("body", 30, "a request's body may take to arrive"),
+    ):
+        q.add_argument(
+            f"--{name}-timeout", type=seconds, metavar="S", help=f"seconds {what} (default {default})"
+        )
+    q.add_argument(
+        "--workers",
+        type=number(int, 1, 64),
+        help="images prepared at once, the rest waiting (default: the cores, at most 4)",
+    )
     q.add_argument("--device", default="cpu", help="cpu (default), cuda or auto")
 
 
 def run(args: argparse.Namespace) -> int:
     from ..predictor import Predictor
-    from ..serve import serve
+    from ..serve import Limits, serve
 
     predictor = Predictor.load(args.run_dir, args.device)
-    serve(predictor, args.host, args.port, **({"max_bytes": args.max_bytes} if args.max_bytes else {}))
+    given = {name: getattr(args, name) for name in LIMITS if getattr(args, name) is not None}
+    serve(predictor, args.host, args.port, Limits(**given))
     return 0
