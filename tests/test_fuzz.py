@@ -1,11 +1,14 @@
-"""Fuzzing: mutated image, IDX and run-folder bytes go to the readers, the predictor's preparation
-and the run loader, and nothing but digitlearn's own errors may come out.
+"""Fuzzing: mutated image, IDX, run-folder and JSON request bytes go to the readers, the
+predictor's preparation, the run loader and the web API's body parsing, and nothing but
+digitlearn's own errors (or, from the API, a 4xx) may come out.
 
 Hypothesis mutates valid files (bytes flipped, cut short, spliced, repeated) and keeps the
 examples that fail. The examples are derandomized and bounded, so CI runs the same few hundred
 every time in seconds; `HYPOTHESIS_PROFILE=deep pytest tests/test_fuzz.py` explores many more.
 """
 
+import base64
+import contextlib
 import gzip
 import io
 import os
@@ -152,3 +155,31 @@ def test_the_mutator_changes_files():
 
     collect()
     assert len(seen) > 20 and len({len(s) for s in seen}) > 5
+
+
+def json_body(image: bytes) -> bytes:
+    return b'{"image": "data:image/png;base64,' + base64.b64encode(image) + b'"}'
+
+
+JSON_SEEDS = [
+    json_body(SEEDS[0]),
+    b'{"image": "' + base64.b64encode(SEEDS[3]) + b'"}',
+    b"[[[{}]]]",
+]
+
+
+@given(mutated(JSON_SEEDS))
+def test_mutated_json_requests_give_an_image_or_a_4xx(data):
+    """What the web API does with a JSON body before the model: a 4xx HTTPException, or image
+    bytes that the preparation turns into an input or refuses with our own error."""
+    from fastapi import HTTPException
+
+    from digitlearn.serve import _image_bytes
+
+    try:
+        image = _image_bytes(data, "application/json")
+    except HTTPException as e:
+        assert 400 <= e.status_code < 500 and e.detail
+        return
+    with contextlib.suppress(DigitlearnError):  # "no digit", "not an image": ours, and fine
+        assert to_mnist(image).shape == (28, 28)
