@@ -64,7 +64,7 @@ def test_training_curves_share_their_panels():
     loss_ax, metric_ax = plot_training(losses, HISTORY, "accuracy", "a run").axes
     train, valid = loss_ax.get_lines()
     assert len(train.get_xdata()) == 12 and list(valid.get_xdata()) == [3, 7, 11]  # each epoch's last batch
-    assert list(metric_ax.get_lines()[0].get_xdata()) == [1, 2, 3] and metric_ax.get_xlabel() == "epochs done"
+    assert list(metric_ax.get_lines()[0].get_xdata()) == [0, 1, 2] and metric_ax.get_xlabel() == "epoch"
     assert texts(metric_ax) == ["final 0.9200"] and metric_ax.get_ylabel() == "accuracy (validation)"
     _, both = plot_history(HISTORY, ["accuracy", "valid_loss"]).axes
     assert texts(both) == ["final 0.9200, 0.2500"] and both.get_legend() is not None

@@ -153,3 +153,24 @@ def test_a_recipe_shows_what_differs_from_the_defaults():
     fast = repr(RECIPES["fast"])
     assert fast.startswith("Recipe(model='lenet', epochs=3, lr=0.01, opt='adam', one_cycle=True")
     assert "about=" not in fast and "bs=" not in fast and len(fast) < 250
+
+
+def test_to_dict_records_only_the_layer_settings_the_model_takes():
+    def layer_keys(model: str) -> set[str]:
+        return {"hidden", "channels", "init_std"} & default_recipe(model).to_dict().keys()
+
+    assert layer_keys("simple_net") == set() and layer_keys("linear") == {"init_std"}
+    assert layer_keys("mlp") == {"hidden"} and layer_keys("lenet") == {"channels", "hidden"}
+    assert layer_keys("resnet") == {"channels"} and layer_keys("cnn") == {"channels"}
+    settings = default_recipe("simple_net").to_dict()
+    assert (settings["epochs"], settings["lr"], settings["model"]) == (40, 0.1, "simple_net")  # the rest kept
+
+
+def test_a_simple_net_runs_config_records_no_unused_settings(tmp_path):
+    from digitlearn.cli import main
+
+    root = make_folder(tmp_path / "ds", n=4)
+    out = tmp_path / "run"
+    assert main(["train", "--data", str(root), "--epochs", "1", "--quiet", "--out", str(out)]) == 0
+    train = json.loads((out / "config.json").read_text())["train"]
+    assert train["model"] == "simple_net" and not {"hidden", "channels", "init_std"} & train.keys()

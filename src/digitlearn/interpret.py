@@ -146,8 +146,10 @@ class Interpretation:
         ax.set_yticks(range(n), self.classes)
         ax.set_xlabel("predicted")
         ax.set_ylabel("actual")
+        # two short lines: one long line is wider than a small matrix's figure, and gets cut
         ax.set_title(
-            title or f"confusion matrix ({len(self.targets):,} images, accuracy {self.accuracy:.4f})"
+            title or f"confusion matrix\n{len(self.targets):,} images, accuracy {self.accuracy:.4f}",
+            fontsize=11,
         )
         top = float(cm.max()) if cm.numel() else 1.0
         for i in range(n):
@@ -159,8 +161,9 @@ class Interpretation:
 
     def plot_top_losses(self, k: int = 9, ncols: int | None = None) -> "Figure":
         """The `k` images with the largest losses, each titled predicted/actual/loss/probability of
-        the prediction (fastai's layout), dark ink on light paper as in the book."""
-        from .plots import image_grid
+        the prediction (fastai's layout), dark ink on light paper as in the book, in full rows
+        where `k` allows (`grid_columns`)."""
+        from .plots import grid_columns, image_grid
 
         losses, idx = self.top_losses(k)
         preds, names = self.preds.tolist(), self.classes
@@ -168,7 +171,7 @@ class Interpretation:
             f"{names[preds[i]]}/{names[self.targets[i]]} / {loss:.2f} / {self.probs[i, preds[i]]:.2f}"
             for loss, i in zip(losses.tolist(), idx.tolist(), strict=True)
         ]
-        fig = image_grid(self.images[idx], titles, ncols=ncols or min(len(idx), 5), size=2.0)
+        fig = image_grid(self.images[idx], titles, ncols=ncols or grid_columns(len(idx)), size=2.0)
         fig.suptitle("prediction/actual / loss / probability")
         return fig
 

@@ -52,18 +52,31 @@ def format_pixels(image: torch.Tensor, rows: slice = slice(None), cols: slice = 
     return "\n".join(lines)
 
 
+def grid_columns(n: int, most: int = 6) -> int:
+    """Columns for `n` panels: at least as many as rows, at most `most`, leaving the fewest empty
+    cells in the last row (16 -> 4x4, 9 -> 3x3, 10 -> 5x2, 17 -> 6+6+5), the narrowest on a tie."""
+    if n <= 1:
+        return 1
+    widest = min(n, most)
+    narrowest = min(math.ceil(math.sqrt(n)), widest)
+    return min(range(narrowest, widest + 1), key=lambda c: (math.ceil(n / c) * c - n, c))
+
+
 def image_grid(
     images: torch.Tensor,
     titles: list[str] | None = None,
     ncols: int | None = None,
     cmap: str = "Greys",
     size: float = 1.6,
+    fontsize: float = 9,
 ) -> Figure:
     """A figure with one panel per image (N, H, W), dark ink on light paper as in the book."""
     n = len(images)
     ncols = ncols or min(n, 8)
     nrows = math.ceil(n / ncols)
-    fig = InlineFigure(figsize=(ncols * size, nrows * size * (1.15 if titles else 1)), layout="constrained")
+    # room for the titles: a line of `fontsize` points in each panel's height
+    title_room = 1 + 0.15 * fontsize / 9 if titles else 1
+    fig = InlineFigure(figsize=(ncols * size, nrows * size * title_room), layout="constrained")
     axes = fig.subplots(nrows, ncols, squeeze=False).flatten()
     for k, ax in enumerate(axes):
         ax.set_axis_off()
@@ -72,18 +85,18 @@ def image_grid(
             vmax = 255 if img.dtype == torch.uint8 else 1.0
             ax.imshow(img.float().numpy(), cmap=cmap, vmin=0, vmax=vmax)
             if titles:
-                ax.set_title(titles[k], fontsize=9)
+                ax.set_title(titles[k], fontsize=fontsize)
     return fig
 
 
 def _pixels(img: Any) -> Any:
     """An image as an array matplotlib draws: (H, W) gray, or (H, W, 3|4) color. A Pillow image
-    becomes RGB, so it looks as in an image viewer."""
+    becomes RGB on white paper, so it looks as in an image viewer."""
     import numpy as np
     from PIL import Image
 
     if isinstance(img, Image.Image):
-        return np.asarray(img.convert("RGB"))
+        return np.asarray(on_white(img))
     if isinstance(img, torch.Tensor):
         img = img.detach().cpu()
         img = img.float() if img.is_floating_point() else img  # numpy has no bfloat16
@@ -94,6 +107,17 @@ def _pixels(img: Any) -> Any:
     if a.ndim == 3 and a.shape[-1] == 1:
         a = a[..., 0]
     return a.astype(np.float32) if a.dtype == bool else a
+
+
+def on_white(img: Any) -> Any:
+    """A Pillow image as RGB, any transparent parts laid on white paper: dropping the alpha
+    channel instead would draw black ink on a transparent background as a black square."""
+    from PIL import Image
+
+    if img.mode in ("RGBA", "LA", "PA") or "transparency" in img.info:
+        rgba = img.convert("RGBA")
+        return Image.alpha_composite(Image.new("RGBA", rgba.size, "white"), rgba).convert("RGB")
+    return img.convert("RGB")
 
 
 def _white_level(a: Any) -> float | None:
@@ -171,26 +195,43 @@ def _loss_panel(ax: Axes, losses: list[float], history: list[dict], skip_start: 
     ax.legend(fontsize=8)
 
 
-def _epochs_axis(ax: Axes, n: int) -> None:
-    ax.set_xlabel("epochs done")
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    if n:
-        ax.set_xlim(0.5, n + 0.5)
+def _epochs_axis(ax: Axes, epochs: list[int]) -> None:
+    """Epochs numbered from 0, as the printed epoch table and the history files number them."""
+    ax.set_xlabel("epoch")
+    if len(epochs) == 1:  # one tick: the locator would fill the axis with -0.4, -0.2...
+        ax.set_xticks(epochs)
+    else:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    if epochs:
+        ax.set_xlim(min(epochs) - 0.5, max(epochs) + 0.5)
+
+
+def _one_point(ax: Axes, history: list[dict], metrics: list[str]) -> None:
+    """One epoch draws one dot per metric: write each value beside its dot, and show a share
+    (accuracy, say) from 0.9 or lower up to 1, not on an axis a hair around the dot."""
+    values = [history[0][key] for key in metrics if history[0][key] is not None]
+    for value in values:
+        ax.annotate(f"{value:.4f}", (history[0]["epoch"], value), xytext=(8, 0),
+                    textcoords="offset points", va="center", fontsize=9)  # fmt: skip
+    if values and all(0 <= v <= 1 for v in values):
+        ax.set_ylim(max(0.0, min(0.9, min(values) - 0.02)), 1.0)
 
 
 def _metric_panel(ax: Axes, history: list[dict], metrics: list[str]) -> None:
     """Each validation metric after each epoch, its last value written in the corner."""
-    epochs = [r["epoch"] + 1 for r in history]
+    epochs = [r["epoch"] for r in history]
     for key in metrics:
         ax.plot(epochs, [r[key] for r in history], "o-", markersize=3, label=key)
-    if history and metrics:
+    if len(history) == 1:
+        _one_point(ax, history, metrics)
+    elif history and metrics:
         # Bottom right: accuracy curves rise, so that corner is empty and the label hides nothing.
         final = ", ".join(f"{history[-1][key]:.4f}" for key in metrics)
         ax.text(0.97, 0.04, f"final {final}", transform=ax.transAxes, ha="right", va="bottom", fontsize=9)
     ax.set_ylabel(f"{metrics[0]} (validation)" if len(metrics) == 1 else "metric (validation)")
     if len(metrics) > 1:
         ax.legend(fontsize=8)
-    _epochs_axis(ax, len(history))
+    _epochs_axis(ax, epochs)
 
 
 def plot_loss(recorder, skip_start: int = 5, with_valid: bool = True) -> Figure:
@@ -204,13 +245,12 @@ def plot_history(history: list[dict], metrics: list[str], title: str = "") -> Fi
     """Two panels per run: train and valid loss by epoch, and each metric by epoch."""
     fig = InlineFigure(figsize=(10, 4), layout="constrained")
     ax_loss, ax_metric = fig.subplots(1, 2)
+    epochs = [r["epoch"] for r in history]
     for key in ("train_loss", "valid_loss"):
-        ax_loss.plot(
-            [r["epoch"] + 1 for r in history], [r[key] for r in history], "o-", markersize=3, label=key
-        )
+        ax_loss.plot(epochs, [r[key] for r in history], "o-", markersize=3, label=key)
     ax_loss.set_ylabel("loss")
     ax_loss.legend()
-    _epochs_axis(ax_loss, len(history))
+    _epochs_axis(ax_loss, epochs)
     _metric_panel(ax_metric, history, metrics)
     if title:
         fig.suptitle(title)
@@ -244,6 +284,15 @@ def plot_lr_find(lrs: list[float], losses: list[float], suggestion: float | None
     return fig
 
 
+def short_name(name: str, most: int = 20) -> str:
+    """`name` in at most `most` characters: its start and its end (where a number or an
+    extension usually tells files apart), an ellipsis between."""
+    if len(name) <= most:
+        return name
+    tail = (most - 1) // 2
+    return f"{name[: most - 1 - tail]}…{name[-tail:]}"
+
+
 def plot_predicted(files: list, results: list) -> Figure:
     """`Predictor.predict_many`'s results for `files` (paths), each file above its prepared input,
     titled with the prediction ("no result" where the file could not be read or held no digit)."""
@@ -264,33 +313,43 @@ def plot_predicted(files: list, results: list) -> Figure:
         originals.append(img if img.mode in viewable else Image.fromarray(np.uint8(255 * to_gray(img))))
     found = [not isinstance(r, DigitlearnError) for r in results]
     titles = [
-        f"{Path(f).name}\n" + (f"{r.label} ({r.probability:.2f})" if ok else "no result")
+        f"{short_name(Path(f).name)}\n" + (f"{r.label} ({r.probability:.2f})" if ok else "no result")
         for f, r, ok in zip(files, results, found, strict=True)
     ]
     inputs = [r.input if ok else None for r, ok in zip(results, found, strict=True)]
     return plot_predictions(originals, inputs, titles)
 
 
-def plot_predictions(originals: list, inputs: list[torch.Tensor | None], titles: list[str]) -> Figure:
-    """Each image as given (top row) above the 28x28 input the model saw and its prediction.
+PANEL = 2.0  # inches: one image's panel in a grid of predictions (200 px at 100 dpi)
+TITLE_PT = 9  # the smallest text that reads at 100 dpi
 
-    `originals` are Pillow images (or None where a file could not be read); `inputs` are the
-    prepared images, light ink on black as the model takes them (None where there was no digit).
+
+def plot_predictions(originals: list, inputs: list[torch.Tensor | None], titles: list[str]) -> Figure:
+    """Each image as given above the 28x28 input the model saw and its prediction, in a grid of
+    up to six such pairs a row.
+
+    `originals` are Pillow images (or None where a file could not be read), transparent parts
+    drawn on white; `inputs` are the prepared images, light ink on black as the model takes them
+    (None where there was no digit).
     """
     n = len(titles)
-    fig = InlineFigure(figsize=(max(2.2 * n, 3.0), 5.0), layout="constrained")
-    axes = fig.subplots(2, n, squeeze=False)
+    ncols = grid_columns(n)
+    pairs = math.ceil(n / ncols)
+    # each pair is two panels high, plus a two-line title above the image and one above the input
+    fig = InlineFigure(figsize=(ncols * PANEL, pairs * 2 * PANEL * 1.15), layout="constrained")
+    axes = fig.subplots(2 * pairs, ncols, squeeze=False)
+    for ax in axes.flat:
+        ax.set_axis_off()
     for k in range(n):
-        top, bottom = axes[0, k], axes[1, k]
-        top.set_axis_off()
-        bottom.set_axis_off()
+        row, col = divmod(k, ncols)
+        top, bottom = axes[2 * row, col], axes[2 * row + 1, col]
         if originals[k] is not None:
-            top.imshow(originals[k].convert("RGB"))
-        top.set_title(titles[k], fontsize=9)
+            top.imshow(on_white(originals[k]))
+        top.set_title(titles[k], fontsize=TITLE_PT)
         if inputs[k] is not None:
             bottom.imshow(inputs[k].numpy(), cmap="gray", vmin=0, vmax=1)
             h, w = inputs[k].shape
-            bottom.set_title(f"model input ({h}x{w})", fontsize=8)
+            bottom.set_title(f"model input ({h}x{w})", fontsize=TITLE_PT)
     return fig
 
 

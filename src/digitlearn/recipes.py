@@ -87,10 +87,11 @@ class Recipe:
         return self.mom if self.mom is not None else 0.9 if self.opt == "adam" else 0.0
 
     def to_dict(self) -> dict:
-        """The settings as JSON-ready data (without `about`)."""
-        d = asdict(self)
-        d.pop("about")
-        return jsonable(d)
+        """The settings as JSON-ready data (without `about`), leaving out the layer settings that
+        other models list as options and this recipe's model does not (a simple_net run's
+        config.json must not record a `hidden` or `init_std` that did not shape its model)."""
+        unused = {k for spec in MODELS.values() for k in spec.options} - set(self.spec.options)
+        return jsonable({k: v for k, v in asdict(self).items() if k != "about" and k not in unused})
 
     def loss_func(self, n_classes: int) -> Callable:
         """The loss this recipe trains `n_classes` classes with."""

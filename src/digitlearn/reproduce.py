@@ -423,8 +423,14 @@ def _full_baseline(ctx: Context) -> None:
     ctx.figure(
         "means_mnist",
         "The ten mean digits of MNIST's training set.",
-        image_grid(model.means, ds.classes, ncols=10),
+        means_figure(model.means, ds.classes),
     )
+
+
+def means_figure(means: torch.Tensor, classes: list[str]) -> Figure:
+    """The ten mean digits in two rows of five, each labelled in large type: the report shows a
+    figure at most about 1000 px wide, and ten in a row shrank their labels below reading size."""
+    return image_grid(means, classes, ncols=5, size=1.6, fontsize=16)
 
 
 def _train_full(ctx: Context, name: str, beats: str = "", reach: float = 0.0, **changes: object) -> Learner:

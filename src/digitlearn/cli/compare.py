@@ -8,7 +8,7 @@ from ..jsondata import jsonable
 from ..models import MODELS
 from ..recipes import RECIPES, default_recipe
 from ..tables import table
-from .shared import Interrupted, add_data, add_device, add_seed, load_data
+from .shared import Interrupted, add_data, add_device, add_seed, count, load_data
 
 NAME, HELP, TORCH = "compare", "train each model with its default recipe; one table of results", True
 COMPARED = ("baseline", "linear", "mlp", "lenet")
@@ -28,6 +28,7 @@ def add_arguments(q: argparse.ArgumentParser) -> None:
     add_device(q)
     add_seed(q)
     q.add_argument("--models", type=model_list, default=list(COMPARED), help=f"default {','.join(COMPARED)}")
+    q.add_argument("--epochs", type=count, help="train each model this many epochs (default: its recipe's)")
     q.add_argument("--json", action="store_true", help="print the results as JSON")
 
 
@@ -43,10 +44,11 @@ def baseline_row(ds) -> dict:
             "train_seconds": seconds, "parameters": model.means.numel()}  # fmt: skip
 
 
-def trained_row(ds, name: str, seed: int, device: str) -> dict:
+def trained_row(ds, name: str, seed: int, device: str, epochs: int | None = None) -> dict:
+    """Train the model (or named recipe) `name` with its recipe, for `epochs` if given."""
     from ..models.layers import n_params
 
-    recipe = RECIPES[name] if name in RECIPES else default_recipe(name)
+    recipe = (RECIPES[name] if name in RECIPES else default_recipe(name)).updated(epochs=epochs)
     learn = recipe.learner(ds, seed, device, progress=False)
     recipe.fit(learn)
     if learn.interrupted:  # before reading the history: Ctrl-C in the first epoch leaves none
@@ -54,7 +56,8 @@ def trained_row(ds, name: str, seed: int, device: str) -> dict:
     history = learn.recorder.history
     return {
         "model": recipe.model,
-        "recipe": f"{name} recipe" if name in RECIPES else "default recipe",
+        "recipe": (f"{name} recipe" if name in RECIPES else "default recipe")
+        + ("" if epochs is None else f", epochs={epochs}"),
         "accuracy": history[-1][learn.recorder.metric_columns[0]],
         "train_seconds": sum(row["time"] for row in history),
         "parameters": n_params(learn.model),
@@ -70,7 +73,10 @@ def run(args: argparse.Namespace) -> int:
     )
     rows = []
     for name in args.models:
-        rows.append(baseline_row(ds) if name == "baseline" else trained_row(ds, name, args.seed, args.device))
+        if name == "baseline":
+            rows.append(baseline_row(ds))
+        else:
+            rows.append(trained_row(ds, name, args.seed, args.device, args.epochs))
         row = rows[-1]
         print(
             f"  {row['model']:<10} accuracy {row['accuracy']:.4f} in {row['train_seconds']:.1f}s", flush=True

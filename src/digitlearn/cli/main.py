@@ -35,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     for command in COMMANDS:
         q = sub.add_parser(command.NAME, help=command.HELP, parents=[threads] if command.TORCH else [])
         command.add_arguments(q)
-        q.set_defaults(run=command.run)
+        q.set_defaults(run=command.run, parser=q)  # a command's usage errors name it, not digitlearn
     return p
 
 
