@@ -41,6 +41,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/reproduce.py
 	$(BIN)/python bench/startup.py
 	$(BIN)/python bench/threads.py
+	$(BIN)/python bench/distributed.py
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache .ruff_cache

@@ -92,6 +92,7 @@ class DataLoader:
         self.device = torch.device(device) if device is not None else None
         self.subset: torch.Tensor | None = None
         self.indices: torch.Tensor | None = None
+        self.rank, self.world, self.even = 0, 1, False  # see `shard`
         if self.device is not None:
             self.to(self.device)
 
@@ -115,13 +116,35 @@ class DataLoader:
             perm = torch.randperm(n, generator=self.generator, device=where)
             order = perm if order is None else order[perm.to(order.device)]
         for i in range(0, stop, self.bs):
+            lo, hi = i, min(i + self.bs, n)
+            if self.world > 1:
+                if self.even and hi - lo < self.world:
+                    continue  # some process would have nothing: dropped by every one alike
+                lo, hi = _share(lo, hi, self.rank, self.world)
+                if lo == hi:  # a last batch smaller than the world: nothing for this process
+                    continue
             if order is None:
-                self.indices = torch.arange(i, min(i + self.bs, n), device=self.device)
-                batch = [f[i : i + self.bs] for f in self.fields]
+                self.indices = torch.arange(lo, hi, device=self.device)
+                batch = [f[lo:hi] for f in self.fields]
             else:
-                self.indices = order[i : i + self.bs]
+                self.indices = order[lo:hi]
                 batch = [_take(f, self.indices) for f in self.fields]
             yield batch[0] if self.single else tuple(batch)
+
+    def shard(self, rank: int = 0, world: int = 1, even: bool = False) -> "DataLoader":
+        """Give this process (`rank` of `world`) its share of every batch, for data-parallel training.
+
+        `bs` stays the global batch size: each batch of the epoch's order (the same order in every
+        process, from the same generator state) is cut into `world` near-equal parts, and this
+        process takes part `rank`, so the processes together see exactly one process's batches.
+        A last batch of fewer than `world` items leaves some processes without a share; `even`
+        drops it in every process instead, since processes that step together (DDP's gradient
+        all-reduce) must all have a batch. `shard()` undoes it.
+        """
+        if not 0 <= rank < world:
+            raise DigitlearnError(f"rank {rank} is not one of the {world} processes")
+        self.rank, self.world, self.even = rank, world, even
+        return self
 
     def to(self, device: str | torch.device) -> "DataLoader":
         """Keep the data on `device`, moved there once (batches then need no copy)."""
@@ -144,6 +167,13 @@ class DataLoader:
         )
         items = f"{self.n} items" if self.subset is None else f"{self.n_items} of {self.n} items"
         return f"DataLoader({items} [{shapes}], bs={self.bs}, shuffle={self.shuffle}, {len(self)} batches)"
+
+
+def _share(lo: int, hi: int, rank: int, world: int) -> tuple[int, int]:
+    """Part `rank` of [lo, hi) cut into `world` parts as `tensor_split` cuts: the first get one more."""
+    base, extra = divmod(hi - lo, world)
+    start = lo + rank * base + min(rank, extra)
+    return start, start + base + (rank < extra)
 
 
 class DataLoaders:

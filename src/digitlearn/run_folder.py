@@ -6,16 +6,17 @@ whole or absent. `predict`, `evaluate` and `serve` need nothing else.
 """
 
 import re
+import shutil
 from pathlib import Path
 
 import torch
 
 from . import __version__
 from .errors import DigitlearnError
-from .files import atomic_dir
+from .files import atomic_dir, remove_stale
 from .plots import plot_history, save_figure
 from .recipes import Recipe
-from .runs import CONFIG, FORMAT, WEIGHTS, read_config
+from .runs import CHECKPOINT, CONFIG, FORMAT, WEIGHTS, read_config, unfinished
 from .training import Learner, MixedPrecision, write_history
 
 
@@ -31,18 +32,23 @@ def new_run_dir(data: str, name: str, root: str | Path = "runs") -> Path:
 
 
 # what a run folder holds: replacing one (--force) deletes nothing else
-RUN_FILES = frozenset({CONFIG, WEIGHTS, "history.csv", "history.json", "history.png"})
+RUN_FILES = frozenset({CONFIG, WEIGHTS, CHECKPOINT, "history.csv", "history.json", "history.png"})
 
 
 def is_run_folder(path: Path) -> bool:
-    """Whether `path` is a folder that digitlearn wrote as a run, holding nothing but a run's files."""
+    """Whether `path` is a folder that digitlearn wrote as a run, finished or not, holding nothing
+    but a run's files (and the temporary files of a writer killed mid-write, which go first)."""
     if not path.is_dir() or path.is_symlink():
         return False
+    remove_stale(path / CONFIG)
+    if not {p.name for p in path.iterdir()} <= RUN_FILES:
+        return False
+    if unfinished(path) is not None:
+        return True
     try:
-        config = read_config(path)
+        return read_config(path).get("format") == FORMAT
     except DigitlearnError:
         return False
-    return config.get("format") == FORMAT and {p.name for p in path.iterdir()} <= RUN_FILES
 
 
 def check_run_dir(out: str | Path, replace: bool = False) -> Path:
@@ -60,8 +66,17 @@ def check_run_dir(out: str | Path, replace: bool = False) -> Path:
     return out
 
 
-def run_record(learn: Learner, recipe: Recipe, data: str, seed: int, recipe_name: str | None = None) -> dict:
-    """What config.json says of the run beyond the model: how it was trained, and what it reached."""
+def run_record(
+    learn: Learner,
+    recipe: Recipe,
+    data: str,
+    seed: int,
+    recipe_name: str | None = None,
+    extra: dict | None = None,
+) -> dict:
+    """What config.json says of the run beyond the model: how it was trained, and what it reached.
+
+    `extra` adds to "train" (the schema leaves that part open): world_size and backend, say."""
     history = learn.recorder.history
     final = history[-1] if history else {}
     return {
@@ -72,6 +87,7 @@ def run_record(learn: Learner, recipe: Recipe, data: str, seed: int, recipe_name
             "seed": seed,
             "device": str(learn.device),
             "mixed_precision": any(isinstance(cb, MixedPrecision) for cb in learn.cbs),
+            **(extra or {}),
         },
         "results": {k: v for k, v in final.items() if k not in ("epoch", "time")},
         "epochs_done": len(history),
@@ -89,11 +105,19 @@ def save_run(
     seed: int,
     recipe_name: str | None = None,
     replace: bool = False,
+    extra: dict | None = None,
+    keep_checkpoint: bool = False,
 ) -> dict:
-    """Write the run folder `out` for a trained `learn`; returns what config.json records of it."""
-    record = run_record(learn, recipe, data, seed, recipe_name)
+    """Write the run folder `out` for a trained `learn`; returns what config.json records of it.
+
+    `keep_checkpoint` (for a run stopped early) keeps `out`'s checkpoint in the new folder, so the run can
+    be resumed; until it is, nothing takes its weights for a trained model's."""
+    record = run_record(learn, recipe, data, seed, recipe_name, extra)
     history = learn.recorder.history
-    with atomic_dir(Path(out), replace=replace) as tmp:
+    out = Path(out)
+    with atomic_dir(out, replace=replace) as tmp:
+        if keep_checkpoint and (out / CHECKPOINT).is_file():
+            shutil.copyfile(out / CHECKPOINT, tmp / CHECKPOINT)
         learn.save(tmp, record)
         write_history(learn.recorder, tmp / "history.csv")
         write_history(learn.recorder, tmp / "history.json")
@@ -101,3 +125,13 @@ def save_run(
             title = f"{recipe.model} on {data}"
             save_figure(plot_history(history, learn.recorder.metric_columns, title), tmp / "history.png")
     return record
+
+
+def start_run(out: str | Path, learn: Learner, n_epoch: int, resume: dict, replace: bool = False) -> None:
+    """Make the run folder `out` as training starts: the checkpoint before the first epoch and
+    an empty history.csv, renamed into place together (replacing an earlier run if `replace`).
+    `resume` is what `digitlearn train --resume` needs to rebuild the run (JSON data)."""
+    learn.n_epoch = n_epoch  # the checkpoint's "epoch 0 of n"
+    with atomic_dir(Path(out), replace=replace) as tmp:
+        learn.save_checkpoint(tmp / CHECKPOINT, resume)
+        write_history(learn.recorder, tmp / "history.csv")

@@ -32,6 +32,32 @@ from .run_schema import (
 WEIGHTS = "weights.safetensors"
 CONFIG = "config.json"
 FORMAT = "digitlearn-model-1"
+# an unfinished run's checkpoint (training.checkpoint): its metadata says how far the run got
+CHECKPOINT = "checkpoint.safetensors"
+CHECKPOINT_KEY = "digitlearn-checkpoint"
+
+
+def unfinished(path: str | Path) -> tuple[int, int] | None:
+    """(epochs done, epochs planned) if `path` is a run that has not finished, else None."""
+    file = Path(path) / CHECKPOINT
+    if not file.is_file():
+        return None
+    try:
+        with safe_open(file, "pt") as f:  # the header only: no tensor is read
+            meta = f.metadata() or {}
+        return int(meta["epoch"]), int(meta["n_epoch"])
+    except (SafetensorError, OSError, KeyError, ValueError):
+        return None  # not a checkpoint of ours: the folder is judged by its other files
+
+
+def refuse_unfinished(path: str | Path) -> None:
+    """One clear line for a run that has not finished: its weights are not a trained model's."""
+    progress = unfinished(path)
+    if progress is not None:
+        raise DigitlearnError(
+            f"{path} is an unfinished run (epoch {progress[0]} of {progress[1]}): "
+            f"resume it with digitlearn train --resume {path}"
+        )
 
 
 def save_model(path: str | Path, model: nn.Module, config: dict) -> Path:
@@ -51,6 +77,7 @@ def save_model(path: str | Path, model: nn.Module, config: dict) -> Path:
 
 def read_config(path: str | Path) -> dict:
     """The config.json of a saved model folder, as strict JSON of bounded size (see run_schema)."""
+    refuse_unfinished(path)
     file = Path(path) / CONFIG
     if not file.is_file():
         what = "no such folder" if not Path(path).exists() else f"no {CONFIG} in it"

@@ -9,6 +9,8 @@
     progress         progress bars and the epoch table
     tracking         keeping the best weights; early stopping
     guards           stopping cleanly on NaN losses and Ctrl-C
+    checkpoint       checkpoints after every epoch, and resuming a fit exactly where it stopped
+    distributed      data-parallel training across the processes torchrun starts (DDP)
     precision        bf16 mixed precision
     schedules        one-cycle and other parameter schedules
     lr_finder        the learning-rate finder and its suggestion
@@ -21,6 +23,8 @@ reverse.
 """
 
 from .augment import Augment, random_affine
+from .checkpoint import Checkpoint, read_checkpoint
+from .distributed import DistributedTraining
 from .events import (
     EVENTS,
     Callback,
@@ -55,6 +59,8 @@ __all__ = [
     "CancelStepException",
     "CancelTrainException",
     "CancelValidateException",
+    "Checkpoint",
+    "DistributedTraining",
     "EarlyStopping",
     "History",
     "LRFindResult",
@@ -80,6 +86,7 @@ __all__ = [
     "metric_name",
     "one_cycle",
     "random_affine",
+    "read_checkpoint",
     "suggest_lr",
     "summarize",
     "write_history",

@@ -3,6 +3,7 @@
 import signal
 import sys
 import threading
+from collections.abc import Callable
 
 import torch
 
@@ -30,26 +31,32 @@ class TerminateOnNaN(Callback):
     def __init__(self, every: int | None = None) -> None:
         self.every = every
         self.pending: list[tuple[torch.Tensor, int]] = []
+        # set by data-parallel training: whether any process's flag is up, so that all stop together
+        # (one that stopped alone would leave the others waiting for it in the gradient all-reduce)
+        self.consensus: Callable[[bool], bool] | None = None
 
     def after_loss(self, learn: Learner) -> None:
         self.pending.append((learn.loss.detach(), learn.iter))
         every = self.every or (1 if learn.loss.device.type == "cpu" else 32)
-        if len(self.pending) >= every:
+        # processes may differ in their number of validation batches: those are checked at the end
+        if len(self.pending) >= every and (learn.training or self.consensus is None):
             self._check(learn)
 
     def _check(self, learn: Learner) -> None:
-        if not self.pending:
-            return
-        losses = torch.stack([loss.float() for loss, _ in self.pending])
+        losses = torch.stack([loss.float() for loss, _ in self.pending]) if self.pending else torch.zeros(0)
         pending, self.pending = self.pending, []
-        if bool(losses.isfinite().all()):
+        bad = not bool(losses.isfinite().all())
+        if self.consensus is not None and self.consensus(bad) and not bad:
+            raise TrainingDiverged(
+                f"the {_stage(learn)} loss became NaN or infinite in another process at epoch "
+                f"{learn.epoch}{_lr(learn)}: try a smaller learning rate"
+            )
+        if not bad:
             return
         first = int((~losses.isfinite()).nonzero()[0])
         loss, batch = float(losses[first]), pending[first][1]
-        which = "training" if learn.training else "validation"
-        lr = f" (learning rate {learn.opt.lr:g})" if learn.opt is not None else ""
         raise TrainingDiverged(
-            f"the {which} loss became {loss} at epoch {learn.epoch}, batch {batch}{lr}: "
+            f"the {_stage(learn)} loss became {loss} at epoch {learn.epoch}, batch {batch}{_lr(learn)}: "
             "try a smaller learning rate"
         )
 
@@ -62,6 +69,14 @@ class TerminateOnNaN(Callback):
         self.pending = []
 
 
+def _stage(learn: Learner) -> str:
+    return "training" if learn.training else "validation"
+
+
+def _lr(learn: Learner) -> str:
+    return f" (learning rate {learn.opt.lr:g})" if learn.opt is not None else ""
+
+
 class StopOnInterrupt(Callback):
     """Ctrl-C stops training at the end of the current batch, keeping the weights and history.
 
@@ -72,6 +87,8 @@ class StopOnInterrupt(Callback):
 
     def __init__(self) -> None:
         self.hit, self.previous = False, None
+        # set by data-parallel training: all processes stop at the same training batch
+        self.consensus: Callable[[bool], bool] | None = None
 
     def before_fit(self, learn: Learner) -> None:
         learn.interrupted = False
@@ -85,7 +102,13 @@ class StopOnInterrupt(Callback):
         signal.signal(signal.SIGINT, self.previous)  # so a second Ctrl-C interrupts at once
 
     def after_batch(self, learn: Learner) -> None:
-        if self.hit:
+        hit = self.hit
+        if self.consensus is not None:
+            if not learn.training:
+                return  # processes may differ in their number of validation batches
+            hit = self.consensus(hit)
+        if hit:
+            self.hit = True
             learn.interrupted = True
             print(
                 f"\ninterrupted at epoch {learn.epoch}, batch {learn.iter}: stopping, "

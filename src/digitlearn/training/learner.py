@@ -10,6 +10,7 @@ import math
 import os
 import sys
 from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +28,8 @@ from ..optim import SGD, Optimizer
 from ..predictor import Predictor
 from ..preprocess import ImageSource
 from ..runs import load_model, load_weights, save_model
+from .checkpoint import load_checkpoint, restore, save_checkpoint
+from .distributed import distributed
 from .events import (
     EVENTS,
     Callback,
@@ -81,6 +84,8 @@ class Learner:
         self.cbs = defaults + ([ProgressCallback()] if progress else []) + list(cbs or [])
         self.interrupted = False
         self.training, self.epoch, self.iter, self.n_epoch = False, 0, 0, 0
+        self.epochs_done = 0  # of this fit's schedule, including those before a resume
+        self._resume: dict | None = None  # what load_checkpoint left for the next fit to restore
         keep_freed_memory()  # once per process: a third of each CPU epoch went to page faults
 
     # ------------------------------------------------------------ callbacks
@@ -146,27 +151,47 @@ class Learner:
         name, cancel = ("train", CancelTrainException) if training else ("validate", CancelValidateException)
         self._stage(name, cancel, self._all_batches)
 
-    def _train_and_validate(self) -> None:
-        self._one_epoch(True)
-        self._one_epoch(False)
+    def _one_full_epoch(self) -> None:
+        """_stage("epoch"), counting the epoch done before after_epoch, whose checkpoint records it."""
+        try:
+            self.callback("before_epoch")
+            self._one_epoch(True)
+            self._one_epoch(False)
+        except CancelEpochException:
+            pass
+        self.epochs_done = self.epoch + 1
+        self.callback("after_epoch")
 
-    def fit(self, n_epoch: int, lr: float | None = None, cbs: Iterable[Callback] = ()) -> History:
+    def fit(
+        self,
+        n_epoch: int,
+        lr: float | None = None,
+        cbs: Iterable[Callback] = (),
+        start_epoch: int | None = None,
+    ) -> History:
         """Train for `n_epoch` epochs at learning rate `lr` (default: the Learner's `lr`); return
         the epochs' History (losses, metrics and time per epoch, as `learn.recorder.history`).
 
         The optimizer is made on the first fit and kept (with its state) for later ones.
-        `cbs` are added for this fit only.
+        `cbs` are added for this fit only. `start_epoch` skips the epochs before it, so schedules
+        go on where they stopped; after `load_checkpoint` it defaults to the checkpoint's epoch,
+        and the fit goes on exactly as the checkpointed one would have.
         """
+        resume, self._resume = self._resume, None
+        if start_epoch is None:
+            start_epoch = resume["epoch"] if resume else 0
         lr = self.lr if lr is None else lr
         self._optimizer(lr).lr = lr
-        self.n_epoch = n_epoch
+        self.n_epoch, self.epochs_done = n_epoch, start_epoch
         self._place(self.dls.train, self.dls.valid)
         extra = list(cbs)
         self.add_cbs(extra)
         try:
             self.callback("before_fit")
-            for self.epoch in range(n_epoch):
-                self._stage("epoch", CancelEpochException, self._train_and_validate)
+            if resume:
+                restore(self, resume)
+            for self.epoch in range(start_epoch, n_epoch):
+                self._one_full_epoch()
         except CancelFitException:
             pass
         finally:
@@ -185,14 +210,16 @@ class Learner:
         pct_start: float = 0.25,
         moms: tuple[float, float, float] = (0.95, 0.85, 0.95),
         cbs: Iterable[Callback] = (),
+        start_epoch: int | None = None,
     ) -> History:
         """Train with the one-cycle schedule (see `schedules.one_cycle`); return the History.
 
         Momentum is scheduled only for an optimizer that has some (SGD with mom > 0, Adam).
+        `start_epoch` is `fit`'s.
         """
         lr_max = self.lr if lr_max is None else lr_max
         sched = one_cycle(lr_max, div, div_final, pct_start, moms if self._optimizer(lr_max).mom else None)
-        return self.fit(n_epoch, lr_max, cbs=[sched, *cbs])
+        return self.fit(n_epoch, lr_max, cbs=[sched, *cbs], start_epoch=start_epoch)
 
     def to_bf16(self) -> "Learner":
         """Train and validate with bfloat16 mixed precision (see `callbacks.MixedPrecision`).
@@ -292,12 +319,12 @@ class Learner:
         finder = LRFinder(start_lr, end_lr, num_it)
         model_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
         opt_state = self.opt.state_dict() if self.opt is not None else None
-        saved = self._cbs
+        saved, resume = self._cbs, self._resume  # a loaded checkpoint waits for the real fit
         self.cbs = [finder, *(cb for cb in saved if cb.in_lr_find)]
         try:
-            self.fit(math.ceil(num_it / max(len(self.dls.train), 1)), start_lr)
+            self.fit(math.ceil(num_it / max(len(self.dls.train), 1)), start_lr, start_epoch=0)
         finally:
-            self.cbs = saved
+            self.cbs, self._resume = saved, resume
             self.model.load_state_dict(model_state)
             if opt_state is None:
                 self.opt = None
@@ -358,6 +385,25 @@ class Learner:
         """Load weights saved by `save` into this Learner's model."""
         load_weights(self.model, path)
         return self
+
+    def distributed(self, backend: str | None = None) -> AbstractContextManager["Learner"]:
+        """`with learn.distributed(): learn.fit(...)` trains data-parallel across the processes that
+        torchrun started (see `training.distributed`): the same model and result as one process
+        training on the whole of each batch, each process computing on its share."""
+        return distributed(self, backend)
+
+    def save_checkpoint(self, path: str | Path, extra: dict | None = None) -> Path:
+        """Write everything needed to go on with this fit (see `training.checkpoint`) to the file
+        `path`, atomically; `extra` (JSON data) is kept with it. Called between epochs."""
+        return save_checkpoint(self, path, extra)
+
+    def load_checkpoint(self, path: str | Path) -> dict:
+        """Load a checkpoint written by `save_checkpoint`: the model and optimizer now, the rest
+        (history, callbacks' state, random generators) at the start of the next `fit`, which goes
+        on from the checkpoint's epoch. Returns the checkpoint's `extra`."""
+        self._resume = load_checkpoint(self, path)
+        self.epochs_done = self._resume["epoch"]
+        return self._resume["extra"]
 
 
 def load_learner(run_dir: str | Path, device: str | torch.device = "cpu") -> Learner:

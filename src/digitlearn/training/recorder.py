@@ -38,6 +38,9 @@ class Recorder(Callback):
         self._train = _Mean()  # every training batch of this fit
         self._valid: list[_Mean] | None = None
         self._epoch_start, self._start = 0, None
+        # set by data-parallel training: sums a tensor over every process, so that each epoch's
+        # figures are those of all the data, as one process would have measured them
+        self.reduce: Callable[[torch.Tensor], torch.Tensor] | None = None
 
     @property
     def valid_columns(self) -> list[str]:
@@ -82,7 +85,17 @@ class Recorder(Callback):
         for acc, metric in zip(self._valid[1:], learn.metrics, strict=True):
             acc.add(metric(learn.preds, learn.yb).detach(), n)
 
+    def after_train(self, learn: Learner) -> None:
+        if self.reduce is not None:
+            # every process ran the same number of training batches: combined batch by batch
+            k = self._epoch_start
+            self._train.parts[k:], self._train.counts[k:] = _combined(
+                self.reduce, self._train.parts[k:], self._train.counts[k:]
+            )
+
     def after_validate(self, learn: Learner) -> None:
+        if self._valid is not None and self.reduce is not None:
+            self._valid = _combined_totals(self.reduce, self._valid)
         if self._valid is not None:
             columns = zip(self.valid_columns, self._valid, strict=True)
             self.valid_values = {name: acc.mean() for name, acc in columns}
@@ -126,6 +139,33 @@ class _Mean:
 
     def mean(self) -> float:
         return weighted_mean(self.parts, self.counts)
+
+
+def _combined(
+    reduce: Callable[[torch.Tensor], torch.Tensor], parts: list[torch.Tensor], counts: list[int]
+) -> tuple[list[torch.Tensor], list[int]]:
+    """Per-batch means and sizes over every process: each batch's sum of value * size and of sizes."""
+    if not parts:
+        return [], []
+    n = torch.tensor(counts, dtype=torch.float64)
+    sums = reduce(torch.cat([torch.stack(parts).double().cpu() * n, n]))
+    totals, sizes = sums.split(len(parts))
+    return list((totals / sizes).unbind()), [int(c) for c in sizes.tolist()]
+
+
+def _combined_totals(reduce: Callable[[torch.Tensor], torch.Tensor], accs: list["_Mean"]) -> list["_Mean"]:
+    """The accumulators of one pass (which saw the same batches) as one mean each, over every process."""
+    n = torch.tensor(accs[0].counts, dtype=torch.float64)
+    totals = [
+        torch.stack(a.parts).double().cpu() @ n if a.parts else torch.zeros((), dtype=torch.float64)
+        for a in accs
+    ]
+    sums = reduce(torch.stack([*totals, n.sum()]))
+    combined = [_Mean() for _ in accs]
+    if sums[-1] > 0:
+        for acc, total in zip(combined, sums[:-1], strict=True):
+            acc.add(total / sums[-1], int(sums[-1]))
+    return combined
 
 
 class CSVLogger(Callback):

@@ -1,0 +1,218 @@
+"""Checkpoints: everything a fit needs to go on exactly where it stopped, in one safetensors file.
+
+A checkpoint holds the model's and the optimizer's tensors, every random generator's state (torch's
+CPU and CUDA ones, the training loader's and augmentation's own, Python's `random`, NumPy's), the
+epoch counter (the schedules' position: they advance by epoch), the Recorder's history and the
+state of the callbacks that keep some (SkipLearned; the trackers' best figure and weights).
+Tensors are safetensors tensors; the rest is JSON in the file's metadata, so one atomic rename
+writes it all and nothing in it is unpickled.
+Restored at an epoch boundary, on the same machine and thread count, the rest of the fit repeats
+bit for bit what an uninterrupted one would have done.
+"""
+
+import json
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save
+from torch.nn.parallel import DistributedDataParallel
+
+from ..errors import DigitlearnError
+from ..files import atomic_path
+from ..runs import CHECKPOINT, CHECKPOINT_KEY
+from .augment import Augment
+from .events import Callback, Learner
+from .recorder import write_history
+from .skip_learned import SkipLearned
+from .tracking import SaveBestModel, TrackerCallback
+
+FORMAT = "digitlearn-checkpoint-1"
+
+
+def unwrapped(model: torch.nn.Module) -> torch.nn.Module:
+    """The model itself, out of the DistributedDataParallel wrapper that training may have put on."""
+    return model.module if isinstance(model, DistributedDataParallel) else model
+
+
+def _split(obj: Any, tensors: dict[str, torch.Tensor], key: str) -> Any:
+    """`obj` as JSON data, each tensor in it moved to `tensors` and replaced by {"tensor": name}."""
+    if isinstance(obj, torch.Tensor):
+        tensors[key] = obj.detach().to("cpu", copy=True).contiguous()
+        return {"tensor": key}
+    if isinstance(obj, dict):
+        return {k: _split(v, tensors, f"{key}.{k}") for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_split(v, tensors, f"{key}.{i}") for i, v in enumerate(obj)]
+    return obj
+
+
+def _join(obj: Any, tensors: dict[str, torch.Tensor]) -> Any:
+    """The inverse of `_split`."""
+    if isinstance(obj, dict):
+        if obj.keys() == {"tensor"}:
+            return tensors[obj["tensor"]]
+        return {k: _join(v, tensors) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_join(v, tensors) for v in obj]
+    return obj
+
+
+def _rng_state(learn: Learner) -> dict:
+    np_state = np.random.get_state(legacy=True)
+    state = {
+        "torch": torch.get_rng_state(),
+        "python": list(random.getstate()),
+        "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *np_state[2:]],
+        # only generators already in use: initialising CUDA just to save its state costs seconds
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else [],
+    }
+    if learn.dls.train.generator is not None:
+        state["loader"] = learn.dls.train.generator.get_state()
+    return state
+
+
+def _set_rng_state(learn: Learner, state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    name, keys, *rest = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), *rest))
+    if state["cuda"]:
+        torch.cuda.set_rng_state_all(state["cuda"])
+    if "loader" in state:
+        dl = learn.dls.train
+        if dl.generator is None:  # a data-parallel run's (see `distributed`), resumed in one process
+            dl.generator = torch.Generator(dl.device or "cpu")
+        dl.generator.set_state(state["loader"])
+
+
+def _callback_states(learn: Learner) -> dict:
+    """The state of each callback that keeps some across epochs, by its class name."""
+    rec = learn.recorder
+    states: dict[str, Any] = {
+        "Recorder": {
+            "names": rec.names,
+            "history": rec.history,
+            "lrs": rec.lrs,
+            "losses": torch.stack(rec._train.parts) if rec._train.parts else None,
+            "counts": rec._train.counts,
+        },
+        "subset": learn.dls.train.subset,
+    }
+    for cb in learn.cbs:
+        if isinstance(cb, SkipLearned):
+            states["SkipLearned"] = {"sure": cb.sure, "sizes": cb.sizes}
+        elif isinstance(cb, Augment) and cb.generator is not None:
+            states["Augment"] = {"generator": cb.generator.get_state()}
+        elif isinstance(cb, TrackerCallback):
+            kept = {"best": cb.best, "best_epoch": cb.best_epoch}
+            states[type(cb).__name__] = {**kept, "state": getattr(cb, "state", None)}
+    return states
+
+
+def _set_callback_states(learn: Learner, states: dict) -> None:
+    rec, saved = learn.recorder, states["Recorder"]
+    rec.names, rec.history, rec.lrs = saved["names"], saved["history"], saved["lrs"]
+    rec._train.parts = list(saved["losses"].unbind()) if saved["losses"] is not None else []
+    rec._train.counts = saved["counts"]
+    device = learn.dls.train.device
+    learn.dls.train.subset = states["subset"].to(device) if states["subset"] is not None else None
+    for cb in learn.cbs:
+        if isinstance(cb, SkipLearned) and "SkipLearned" in states:
+            cb.sure = states["SkipLearned"]["sure"].to(cb.sure.device if cb.sure is not None else device)
+            cb.sizes = states["SkipLearned"]["sizes"]
+        elif isinstance(cb, Augment) and "Augment" in states:
+            cb.generator.set_state(states["Augment"]["generator"])
+        elif isinstance(cb, TrackerCallback) and type(cb).__name__ in states:
+            saved = states[type(cb).__name__]
+            cb.best, cb.best_epoch = saved["best"], saved["best_epoch"]
+            if isinstance(cb, SaveBestModel) and saved["state"] is not None:
+                cb.state = {k: v.to(learn.device) for k, v in saved["state"].items()}
+
+
+def save_checkpoint(learn: Learner, path: str | Path, extra: dict | None = None) -> Path:
+    """Write `learn`'s checkpoint to the file `path` atomically; `extra` (JSON data) goes with it."""
+    tensors: dict[str, torch.Tensor] = {}
+    for k, v in unwrapped(learn.model).state_dict().items():
+        tensors[f"model.{k}"] = v.detach().to("cpu", copy=True).contiguous()
+    state = {
+        "format": FORMAT,
+        "epoch": learn.epochs_done,
+        "n_epoch": learn.n_epoch,
+        "opt": _split(learn.opt.state_dict(), tensors, "opt") if learn.opt is not None else None,
+        "rng": _split(_rng_state(learn), tensors, "rng"),
+        "callbacks": _split(_callback_states(learn), tensors, "cb"),
+        "extra": extra or {},
+    }
+    # NaN (an epoch not validated) is kept as JSON's NaN: read back by Python, it is NaN again
+    progress = {"epoch": str(learn.epochs_done), "n_epoch": str(learn.n_epoch)}  # runs.unfinished reads these
+    metadata = {CHECKPOINT_KEY: json.dumps(state), **progress}
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(save(tensors, metadata))
+    return path
+
+
+def read_checkpoint(path: str | Path) -> tuple[dict, dict[str, torch.Tensor]]:
+    """(state, tensors) of a checkpoint file: the JSON part with tensors referenced by name."""
+    try:
+        with safe_open(Path(path), "pt") as f:
+            meta = f.metadata() or {}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open is not iterable)
+    except (SafetensorError, OSError) as e:
+        raise DigitlearnError(f"{path}: cannot read the checkpoint ({e})") from None
+    try:
+        state = json.loads(meta[CHECKPOINT_KEY])
+    except (KeyError, ValueError):
+        state = None
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise DigitlearnError(f"{path}: not a digitlearn checkpoint (expected format {FORMAT!r})")
+    return state, tensors
+
+
+def load_checkpoint(learn: Learner, path: str | Path) -> dict:
+    """Put the model's and optimizer's state back now; return the rest, which `fit` restores once
+    its callbacks have started (their `before_fit` resets what the checkpoint holds)."""
+    state, tensors = read_checkpoint(path)
+    model = {k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")}
+    try:
+        with torch.no_grad():
+            unwrapped(learn.model).load_state_dict(model)
+    except RuntimeError as e:
+        raise DigitlearnError(f"{path}: the checkpoint is of another model ({e})") from None
+    if state["opt"] is not None:
+        opt = learn._optimizer(learn.lr)
+        saved = _join(state["opt"], tensors)
+        for p, s in zip(opt.params, saved["state"], strict=True):
+            s.update({k: v.to(p.device) for k, v in s.items() if isinstance(v, torch.Tensor)})
+        opt.load_state_dict(saved)
+    return {
+        "epoch": state["epoch"],
+        "rng": _join(state["rng"], tensors),
+        "callbacks": _join(state["callbacks"], tensors),
+        "extra": state["extra"],
+    }
+
+
+def restore(learn: Learner, resume: dict) -> None:
+    """What `load_checkpoint` left for the start of `fit`: callbacks' states, then the generators."""
+    _set_callback_states(learn, resume["callbacks"])
+    _set_rng_state(learn, resume["rng"])  # last: nothing may draw between this and the first batch
+
+
+class Checkpoint(Callback):
+    """After every epoch, writes the checkpoint and history.csv into the folder `folder`."""
+
+    order = 85  # after the Recorder's row and the trackers' verdicts; before Ctrl-C stops the fit
+    in_lr_find = False
+
+    def __init__(self, folder: str | Path, extra: dict | None = None) -> None:
+        self.folder, self.extra = Path(folder), extra
+
+    def after_epoch(self, learn: Learner) -> None:
+        save_checkpoint(learn, self.folder / CHECKPOINT, self.extra)
+        write_history(learn.recorder, self.folder / "history.csv")

@@ -1,0 +1,179 @@
+"""Checkpoints and exact resume: a run killed at any moment goes on to the very weights and
+history figures of the same run never interrupted."""
+
+import csv
+import functools
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from torch import nn
+
+from digitlearn import DigitlearnError, Learner
+from digitlearn.cli import main
+from digitlearn.loaders import DataLoader, DataLoaders
+from digitlearn.losses import cross_entropy
+from digitlearn.metrics import accuracy
+from digitlearn.optim import Adam
+from digitlearn.run_folder import check_run_dir, is_run_folder
+from digitlearn.runs import CHECKPOINT, read_config
+from digitlearn.training import Augment, Callback, SkipLearned
+
+from .conftest import make_folder
+
+# a run whose every epoch draws on random state: the shuffle, one-cycle's position, the optimizer's
+# moments, and SkipLearned's choice of examples
+ARGS = ["--data", "mnist_sample", "--epochs", "40", "--opt", "adam", "--one-cycle", "--skip-learned", "0.9"]
+ARGS += ["--bs", "128", "--quiet", "--threads", "1"]
+
+
+def train(*args: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "digitlearn", "train", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def figures(run) -> list[list[str]]:
+    """history.csv without the time column: what must repeat exactly."""
+    with (run / "history.csv").open() as f:
+        return [row[:-1] for row in csv.reader(f)]
+
+
+def test_a_run_killed_mid_training_resumes_to_identical_weights(mirror, tmp_path, capsys):
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    reference = train(*ARGS, "--out", str(whole))
+    victim = train(*ARGS, "--out", str(killed))
+    history = killed / "history.csv"
+    deadline = time.monotonic() + 120
+    while not (history.is_file() and len(history.read_text().splitlines()) >= 3):  # 2 epochs done
+        assert victim.poll() is None and time.monotonic() < deadline, victim.stderr.read()
+        time.sleep(0.01)
+    victim.kill()  # SIGKILL: no handler runs, wherever in the epoch (or the checkpoint write) it is
+    victim.communicate()
+    assert (killed / CHECKPOINT).is_file() and not (killed / "config.json").exists()
+
+    # an unfinished run is not a model: one clear line from predict (and evaluate, serve...)
+    assert main(["predict", str(killed), str(tmp_path / "digit.png")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"digitlearn: error: {killed} is an unfinished run (epoch ")
+    assert err.endswith(f" of 40): resume it with digitlearn train --resume {killed}\n")
+
+    resumed = train("--resume", str(killed), "--quiet", "--threads", "1")
+    out, err = resumed.communicate(timeout=120)
+    assert resumed.returncode == 0, err
+    assert out.startswith(f"resuming {killed} at epoch ")
+    assert reference.wait(timeout=120) == 0
+    assert (killed / "weights.safetensors").read_bytes() == (whole / "weights.safetensors").read_bytes()
+    assert figures(killed) == figures(whole) and len(figures(whole)) == 41
+    assert sorted(p.name for p in killed.iterdir()) == sorted(p.name for p in whole.iterdir())
+    assert read_config(killed)["results"] == read_config(whole)["results"]
+
+
+def make_learner() -> Learner:
+    """A small CNN with dropout, augmentation and SkipLearned, shuffled by its own generator."""
+    torch.manual_seed(0)
+    x = torch.randn(96, 1, 8, 8)
+    y = (x.mean((1, 2, 3)) > 0).long()
+    train_dl = DataLoader(x[:64], y[:64], bs=16, shuffle=True, generator=torch.Generator().manual_seed(1))
+    dls = DataLoaders(train_dl, DataLoader(x[64:], y[64:], bs=32))
+    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Dropout(0.3), nn.Flatten(), nn.Linear(144, 2))
+    cbs = [Augment(fill=0.0), SkipLearned(0.8)]
+    opt = functools.partial(Adam, wd=0.01)
+    return Learner(dls, model, opt, cross_entropy, accuracy, cbs=cbs, progress=False)
+
+
+class SaveAt(Callback):
+    order = 70
+
+    def __init__(self, path, epoch: int) -> None:
+        self.path, self.epoch = path, epoch
+
+    def after_epoch(self, learn: Learner) -> None:
+        if learn.epoch == self.epoch:
+            learn.save_checkpoint(self.path, {"note": "mid-fit"})
+
+
+def test_save_and_load_checkpoint_in_python_repeat_the_fit_exactly(tmp_path):
+    path = tmp_path / "ckpt.safetensors"
+    whole = make_learner()
+    whole.fit_one_cycle(4, 0.02, cbs=[SaveAt(path, 1)])
+
+    resumed = make_learner()
+    torch.manual_seed(123)  # whatever happened to the generators since, the checkpoint's come back
+    assert resumed.load_checkpoint(path) == {"note": "mid-fit"}
+    resumed.fit_one_cycle(4, 0.02)  # goes on from epoch 2: the schedule where it was
+    for a, b in zip(whole.model.state_dict().values(), resumed.model.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+    drop_time = [{k: v for k, v in row.items() if k != "time"} for row in whole.recorder.history]
+    assert [{k: v for k, v in r.items() if k != "time"} for r in resumed.recorder.history] == drop_time
+    assert resumed.recorder.lrs == whole.recorder.lrs and resumed.recorder.losses == whole.recorder.losses
+
+
+def test_start_epoch_continues_the_schedule():
+    whole = make_learner()
+    whole.fit_one_cycle(4, 0.02)
+    later = make_learner()
+    later.fit_one_cycle(4, 0.02, start_epoch=2)
+    half = len(whole.recorder.lrs) // 2
+    assert later.recorder.lrs == pytest.approx(whole.recorder.lrs[half:])
+    assert [row["epoch"] for row in later.recorder.history] == [2, 3]
+
+
+def test_an_unfinished_run_folder_is_a_run_but_not_a_model(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    learn = make_learner()
+    learn.n_epoch = 10
+    learn.save_checkpoint(run / CHECKPOINT)
+    # what a writer killed mid-write leaves (its process is gone) does not make it someone else's
+    (run / f".{CHECKPOINT}.999999999-0123456789ab.part").write_bytes(b"half")
+    assert is_run_folder(run) and check_run_dir(run, replace=True) == run
+    with pytest.raises(DigitlearnError, match=r"unfinished run \(epoch 0 of 10\): resume it with"):
+        read_config(run)
+    with pytest.raises(DigitlearnError, match="not a digitlearn checkpoint"):
+        (tmp_path / "other.safetensors").write_bytes(b"\x08" + b"\0" * 7 + b"{}      ")
+        learn.load_checkpoint(tmp_path / "other.safetensors")
+
+
+def test_resume_takes_no_other_settings_and_only_unfinished_runs(tmp_path, capsys):
+    assert main(["train", "--resume", str(tmp_path), "--epochs", "3"]) == 1
+    assert "--resume takes every setting from" in capsys.readouterr().err
+    assert main(["train", "--resume", str(tmp_path)]) == 1
+    assert f"{tmp_path} is not an unfinished run" in capsys.readouterr().err
+    assert not os.listdir(tmp_path)
+
+
+def test_ctrl_c_keeps_the_checkpoint_and_resume_finishes_the_run(tmp_path, monkeypatch, capsys):
+    root = make_folder(tmp_path / "ds", n=6)
+    out = tmp_path / "run"
+    fit = Learner.fit
+
+    class CtrlC(Callback):  # the user presses Ctrl-C during the second epoch
+        def after_pred(self, learn):
+            if learn.training and learn.epoch == 1:
+                os.kill(os.getpid(), signal.SIGINT)
+
+    with monkeypatch.context() as m:
+        m.setattr(
+            Learner, "fit", lambda self, n, lr=None, cbs=(), **kw: fit(self, n, lr, [*cbs, CtrlC()], **kw)
+        )
+        assert (
+            main(["train", "--data", str(root), "--epochs", "3", "--bs", "4", "--out", str(out), "--quiet"])
+            == 130
+        )
+    assert f"go on with digitlearn train --resume {out}" in capsys.readouterr().err
+    assert {CHECKPOINT, "config.json", "weights.safetensors"} <= {p.name for p in out.iterdir()}
+    with pytest.raises(DigitlearnError, match=r"unfinished run \(epoch 1 of 3\)"):
+        read_config(out)
+    assert main(["train", "--resume", str(out), "--quiet"]) == 0
+    assert capsys.readouterr().out.startswith(f"resuming {out} at epoch 1 of 3: ")
+    assert CHECKPOINT not in {p.name for p in out.iterdir()}
+    config = read_config(out)
+    assert config["epochs_done"] == 3 and not config["interrupted"]
