@@ -105,6 +105,63 @@ def test_blank_drawing_is_422_no_digit(client):
     assert r.status_code == 422 and "no digit found" in r.json()["detail"]
 
 
+def dot(diameter: int) -> bytes:
+    """A PNG of one round dot on a 280x280 canvas, as the page's pen leaves at a click."""
+    from PIL import ImageDraw
+
+    img = Image.new("L", (280, 280), 255)
+    r = diameter / 2
+    ImageDraw.Draw(img).ellipse((140 - r, 140 - r, 140 + r, 140 + r), fill=17)
+    return encoded(img)
+
+
+@pytest.mark.parametrize("query", ["", "?number=1"])
+@pytest.mark.parametrize("diameter", [4, 20, 48])  # the page's pen: thinnest, default, thickest
+def test_a_single_dot_is_422_no_digit(client, diameter, query):
+    r = client.post("/api/predict" + query, content=dot(diameter), headers=PNG)
+    assert r.status_code == 422 and "no digit found" in r.json()["detail"]
+
+
+def test_favicon_is_a_small_svg(client):
+    r = client.get("/favicon.ico")
+    assert r.status_code == 200 and r.headers["content-type"] == "image/svg+xml"
+    assert r.content.startswith(b"<svg") and len(r.content) < 2000
+    assert '<link rel="icon" href="/favicon.ico" type="image/svg+xml">' in client.get("/").text
+
+
+def test_predict_a_number_reads_each_digit(client, untrained_run):
+    data = encoded(draw_digit("41", size=(360, 160)))
+    expected = Predictor.load(untrained_run).predict_number(data).to_dict()
+    for query in ("?number=1", "?number=true"):
+        r = client.post("/api/predict" + query, content=data, headers=PNG)
+        assert r.status_code == 200
+        body = r.json()
+        assert len(body["number"]) == len(body["digits"]) == 2 and body["number"] == expected["number"]
+        assert body["ms"] > 0 and body["probability"] == pytest.approx(expected["probability"], abs=1e-6)
+        for got, want in zip(body["digits"], expected["digits"], strict=True):
+            assert got["label"] == want["label"] and got["box"] == want["box"]
+            shown = base64.b64decode(got["input"].split(",")[1])
+            assert Image.open(io.BytesIO(shown)).size == (28, 28)
+        assert body["digits"][0]["box"][2] <= body["digits"][1]["box"][0]  # left to right
+    as_digit = client.post("/api/predict?number=0", content=data, headers=PNG).json()
+    assert "label" in as_digit and "number" not in as_digit
+
+
+@pytest.mark.parametrize(
+    "query,kwargs,status,message",
+    [
+        ("?number=maybe", {"content": encoded(draw_digit("4")), "headers": PNG}, 400, "must be 0, 1"),
+        ("?number=1", {"content": encoded(draw_digit(" ")), "headers": PNG}, 422, "no digit found"),
+        ("?number=1", {"content": b"plain text", "headers": PNG}, 415, "not an image"),
+        ("?number=1", {"json": {"image": "@@"}}, 400, "not valid base64"),
+    ],
+    ids=["bad-flag", "blank", "not-an-image", "bad-base64"],
+)
+def test_number_requests_get_the_same_errors(client, query, kwargs, status, message):
+    r = client.post("/api/predict" + query, **kwargs)
+    assert r.status_code == status and message in r.json()["detail"]
+
+
 def test_an_unexpected_error_is_a_json_500_that_goes_no_further(untrained_run, monkeypatch):
     predictor = Predictor.load(untrained_run)
     monkeypatch.setattr(predictor, "predict", lambda data: 1 / 0)

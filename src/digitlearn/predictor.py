@@ -17,7 +17,7 @@ from .data import Dataset, InputFormat
 from .device import pick_device
 from .errors import DigitlearnError
 from .losses import LOSSES, probabilities
-from .preprocess import ImageSource, to_mnist
+from .preprocess import ImageSource, find_ink, to_mnist
 from .runs import load_model
 
 
@@ -48,6 +48,35 @@ class Prediction:
             "probability": self.probability,
             "probabilities": {c: float(p) for c, p in zip(self.classes, self.probs, strict=True)},
             "top": [{"label": c, "probability": p} for c, p in self.top(k)],
+        }
+
+
+@dataclass
+class NumberPrediction:
+    """A number's result: its digits left to right, each a Prediction, and each digit's box
+    [x0, y0, x1, y1] in the image's pixels (x1, y1 excluded)."""
+
+    digits: list[Prediction]
+    boxes: list[list[int]]
+
+    @property
+    def number(self) -> str:
+        return "".join(d.label for d in self.digits)
+
+    @property
+    def probability(self) -> float:
+        """How likely every digit is read right: the product of the digits' probabilities."""
+        return float(torch.tensor([d.probability for d in self.digits]).prod())
+
+    def to_dict(self) -> dict:
+        """JSON-ready: the number, and each digit's label, probability and box."""
+        return {
+            "number": self.number,
+            "probability": self.probability,
+            "digits": [
+                {"label": d.label, "probability": d.probability, "box": box}
+                for d, box in zip(self.digits, self.boxes, strict=True)
+            ],
         }
 
 
@@ -125,6 +154,16 @@ class Predictor:
         """Classify one image already prepared as this model's inputs are (H x W, uint8 or float
         in [0, 1]): a dataset's image, or what `prepare` made of a person's."""
         return self._result(image, self.probabilities(image[None])[0])
+
+    def predict_number(self, source: ImageSource) -> NumberPrediction:
+        """Read every digit of an image, left to right (see `segment`): a number such as 4096."""
+        from .segment import read_digits
+
+        found = find_ink(source)
+        digits = read_digits(found.ink, self.probabilities, self.size)
+        return NumberPrediction(
+            [self._result(d.input, d.probs) for d in digits], [found.box(d.rows, d.cols) for d in digits]
+        )
 
     def predict_many(self, sources: Iterable[ImageSource]) -> list[Prediction | DigitlearnError]:
         """Classify many images in one batch; an image that cannot be read (or holds no digit)

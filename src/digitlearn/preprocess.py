@@ -5,13 +5,17 @@ anti-aliased) and placed in 28x28 with their centre of mass at the centre. A pho
 is none of that, and a model trained on MNIST sees only what it was trained on, so `to_mnist`
 rebuilds those conditions step by step:
 
-  read (any mode, alpha flattened) -> grayscale in [0, 1] -> at most WORK_SIZE pixels a side
-  -> polarity (dark ink on light paper is inverted) -> paper shading and noise removed
-  -> specks dropped -> thin strokes thickened -> crop to the ink -> fit 20x20 -> centre of mass
+  read (any mode, alpha flattened) -> grayscale in [0, 1] -> ink looked for at FIND_SIZE
+  -> polarity (dark ink on light paper is inverted) -> paper shading removed (a quadratic
+  surface and a block-wise local correction) -> ink = what stands out from its local paper by
+  well over the paper's noise (not a share of the pixels: a small digit is under 0.5% of a photo)
+  -> ruled lines and specks dropped -> the same again at WORK_SIZE around the ink (a small digit
+  at full resolution) -> thin strokes thickened -> crop to the ink -> fit 20x20 -> centre of mass
   at (14, 14) in 28x28.
 """
 
 import os
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -22,6 +26,9 @@ from .errors import DigitlearnError
 from .images import ImageError
 
 WORK_SIZE = 256  # pixels on the longer side; a digit needs no more to be read, and it bounds the time
+FIND_SIZE = 512  # pixels on the longer side where ink is looked for: a digit 3% of the height is 11 px
+MIN_CONTRAST = 0.08  # ink differs from its paper by at least this much (of black to white)
+MIN_HEIGHT = 0.02  # of the image's shorter side: ink smaller than this is a speck
 BOX, SIZE = 20, 28  # MNIST: fitted into 20x20, placed in 28x28
 CENTRE = 14.0  # MNIST's mean centre of mass, in pixel indices, is (14.0, 14.0) to 0.01
 STROKE = 2.0  # thinnest stroke, in 28x28 pixels, MNIST's digits have about 2 to 3
@@ -84,7 +91,8 @@ def _background(a: np.ndarray, rounds: int = 3) -> tuple[np.ndarray, np.ndarray]
     basis, values = _quadratic_basis(h, w, step), a[::step, ::step].reshape(-1)
     paper = values <= np.median(values)  # ink is the minority: start from the darker half
     for _ in range(rounds):
-        coef, *_ = np.linalg.lstsq(basis[paper], values[paper], rcond=None)
+        b = basis[paper]  # least squares by the normal equations: 6 unknowns, well conditioned
+        coef = np.linalg.solve(b.T @ b + 1e-9 * np.eye(6), b.T @ values[paper])
         resid = values - basis @ coef
         noise = 1.4826 * float(np.median(np.abs(resid[paper] - np.median(resid[paper])))) + 1e-3
         paper = resid < 3 * noise
@@ -106,14 +114,11 @@ def _disk(radius: int) -> np.ndarray:
     return (r[:, None] ** 2 + r[None, :] ** 2) <= radius**2 + radius
 
 
-def _clean(a: np.ndarray, name: str) -> np.ndarray:
-    """`clean` on one grayscale array."""
-    from scipy import ndimage
+def _polarity(a: np.ndarray, name: str) -> tuple[np.ndarray, bool]:
+    """`a` turned light ink on dark paper, and whether it was inverted to get there.
 
-    # light smoothing (about one pixel at the working size) spreads single noisy pixels thin
-    a = ndimage.gaussian_filter(a, sigma=0.6 * max(a.shape) / WORK_SIZE)
-    # polarity: the border is mostly paper, and the ink is what lies furthest from it, on
-    # whichever side (extremes, not percentiles: a small digit may be under 1% of the pixels)
+    The border is mostly paper, and the ink is what lies furthest from it, on whichever side
+    (extremes, not percentiles: a small digit may be under 1% of the pixels)."""
     m = max(1, round(0.05 * min(a.shape)))
     border = np.concatenate([a[:m].ravel(), a[-m:].ravel(), a[:, :m].ravel(), a[:, -m:].ravel()])
     paper = float(np.median(border))
@@ -121,27 +126,127 @@ def _clean(a: np.ndarray, name: str) -> np.ndarray:
     if max(darker, lighter) < 0.05:
         raise NoDigitError(f"no digit found in {name}: the image is one flat shade")
     inverted = darker > lighter
-    if inverted:
-        a = 1 - a
+    return (1 - a if inverted else a), inverted
+
+
+def _local_paper(resid: np.ndarray, noise: float, blocks: int = 12) -> np.ndarray:
+    """What the quadratic surface missed of the paper (a shadow, a fold), block by block.
+
+    Each block's paper is its 25th percentile (ink is the brighter minority of a block; the
+    percentile lies 0.674 noise deviations below the paper's middle, which is added back), and a
+    grey opening over 5x5 blocks takes away what is narrower than five blocks, i.e. strokes,
+    while a shadow, wider, stays. Blocks make it cheap and keep it blind to thin strokes."""
+    from scipy import ndimage
+
+    h, w = resid.shape
+    b = max(4, max(h, w) // blocks)
+    gh, gw = -(-h // b), -(-w // b)
+    padded = np.pad(resid, ((0, gh * b - h), (0, gw * b - w)), mode="edge")
+    grid = np.percentile(padded.reshape(gh, b, gw, b).transpose(0, 2, 1, 3).reshape(gh, gw, -1), 25, axis=2)
+    grid = ndimage.grey_opening(grid, size=(5, 5), mode="nearest") + 0.674 * noise
+    return ndimage.zoom(grid, (h / gh, w / gw), order=1, mode="nearest", grid_mode=True)[:h, :w]
+
+
+def _noise(values: np.ndarray) -> float:
+    """A robust standard deviation (the median absolute deviation, scaled)."""
+    return 1.4826 * float(np.median(np.abs(values - np.median(values)))) + 1e-3
+
+
+def _contrast(a: np.ndarray, name: str) -> tuple[np.ndarray, float]:
+    """How far each pixel stands out from its local paper (light ink positive), and the
+    paper's noise. Paper = a quadratic surface (lighting) plus a block-wise correction (shadows)."""
+    from scipy import ndimage
+
+    # light smoothing (about one pixel at the working size) spreads single noisy pixels thin
+    a = ndimage.gaussian_filter(a, sigma=0.6 * min(max(a.shape), WORK_SIZE) / WORK_SIZE)
+    a, inverted = _polarity(a, name)
     surface, is_paper = _background(a)
+    surface = surface + _local_paper(a - surface, _noise((a - surface)[is_paper]))
     ink = a - surface
     if inverted:
         # light falls on paper and ink alike: in shadow the ink is as dark but the paper is not as
         # light, so divide by the paper's brightness to read the same stroke in light and shadow
         ink = ink / np.clip(1 - surface, 0.1, None)
-    noise = 1.4826 * float(np.median(np.abs(ink[is_paper] - np.median(ink[is_paper])))) + 1e-3
-    top = float(np.percentile(ink, 99.5))
-    floor = max(4 * noise, 0.2 * top)
-    if top < 0.08 or top < 8 * noise:
-        raise NoDigitError(f"no digit found in {name}: nothing stands out from the background")
-    ink = np.clip((ink - floor) / (top - floor), 0, 1)
-    # specks: keep the strokes, i.e. every connected blob at least a tenth the size of the largest
-    labels, n = ndimage.label(ink > 0.3, structure=np.ones((3, 3)))
+    return ink, _noise(ink[is_paper])
+
+
+def _line_pixels(ink: np.ndarray, level: float) -> np.ndarray:
+    """The pixels of ruled lines: thin horizontal structures across the image.
+
+    Averaged along a row over 1/8 of the width, a line (even faint, or broken by noise) stays
+    above `level` while noise averages away; what does is joined into structures, and one that
+    spans nine tenths of the width is a line (a digit's stroke spans less), except where it is
+    thick, across: there a digit's stroke lies along it."""
+    from scipy import ndimage
+
+    h, w = ink.shape
+    along = ndimage.uniform_filter1d(ink, size=max(9, w // 8), axis=1) > level
+    labels, _ = ndimage.label(along & (ink > level), structure=np.ones((3, 3)))
+    spans = ndimage.find_objects(labels)
+    long = [i + 1 for i, s in enumerate(spans) if s and s[1].stop - s[1].start >= 0.9 * w]
+    lines = np.isin(labels, long)
+    thick = ndimage.binary_opening(lines, structure=np.ones((max(4, round(0.02 * h)) + 1, 1), bool))
+    return lines & ~thick
+
+
+def _without_lines(mask: np.ndarray, ink: np.ndarray, level: float) -> np.ndarray:
+    """`mask` without horizontal and vertical ruled lines (see `_line_pixels`), and a pixel's
+    margin, their soft edges, keeping the strokes that cross them: a removed pixel with ink just
+    above and below it (left and right for a vertical line) stays."""
+    from scipy import ndimage
+
+    out = mask
+    for axis in (0, 1):
+        m, a = (out, ink) if axis == 0 else (out.T, ink.T)
+        line = ndimage.binary_dilation(_line_pixels(a, level), structure=np.ones((3, 1), bool))
+        if line.any():
+            gap = 2 * max(4, round(0.02 * m.shape[0])) + 3
+            rest = m & ~line
+            bridged = ndimage.binary_closing(rest, structure=np.ones((gap, 1), bool))
+            m = rest | (m & line & bridged)
+        out = m if axis == 0 else m.T
+    return out
+
+
+def _clean(a: np.ndarray, name: str) -> np.ndarray:
+    """`clean` on one grayscale array."""
+    from scipy import ndimage
+
+    ink, noise = _contrast(a, name)
+    # ink is what stands out from its local paper by well over the paper's noise
+    mask = _without_lines(ink > max(4 * noise, MIN_CONTRAST / 2), ink, 1.5 * noise)
+    labels, n = ndimage.label(mask, structure=np.ones((3, 3)))
     if n == 0:
+        raise NoDigitError(f"no digit found in {name}: nothing stands out from the background")
+    keep = _strokes(ink, labels, n)
+    top = float(np.percentile(ink[keep], 90))
+    if top < MIN_CONTRAST or top < 8 * noise:
+        raise NoDigitError(f"no digit found in {name}: nothing stands out from the background")
+    floor = max(4 * noise, 0.2 * top)
+    ink = np.clip((ink - floor) / (top - floor), 0, 1)
+    return ink * ndimage.binary_dilation(keep, iterations=2)  # the strokes with their soft edges
+
+
+def _strokes(ink: np.ndarray, labels: np.ndarray, n: int) -> np.ndarray:
+    """The mask of the blobs that are strokes: the darkest (paper texture, shadows and lines are
+    fainter than ink), and of those the large ones, at least a tenth the size of the largest."""
+    blob = labels > 0
+    peaks = np.zeros(n + 1, np.float32)
+    np.maximum.at(peaks, labels[blob], ink[blob])
+    sizes = np.bincount(labels[blob], minlength=n + 1) * (peaks >= 0.5 * peaks.max())
+    return np.isin(labels, np.flatnonzero(sizes >= 0.1 * sizes.max()))
+
+
+def _check_shape(ink: np.ndarray, name: str) -> None:
+    """Refuse ink that cannot be a digit: too small for the image, or a blot (a digit is a stroke
+    several times longer than it is wide; a dot is as tall as its stroke is wide)."""
+    mask = ink > 0.3
+    if not mask.any():
         raise NoDigitError(f"no digit found in {name}")
-    sizes = np.bincount(labels.ravel())[1:]
-    keep = np.isin(labels, 1 + np.flatnonzero(sizes >= 0.1 * sizes.max()))
-    return ink * ndimage.binary_dilation(keep, iterations=2)  # with their soft edges
+    rows, cols = _ink_box(ink)
+    height = max(rows.stop - rows.start, cols.stop - cols.start)
+    if height < max(4, MIN_HEIGHT * min(ink.shape)) or height < 2.5 * _stroke_width(mask):
+        raise NoDigitError(f"no digit found in {name}: only a speck or a blot stands out")
 
 
 def _ink_box(ink: np.ndarray) -> tuple[slice, slice]:
@@ -149,21 +254,74 @@ def _ink_box(ink: np.ndarray) -> tuple[slice, slice]:
     return slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1)
 
 
-def clean(source: ImageSource) -> np.ndarray:
-    """The image as light ink on a black background in [0, 1], at most WORK_SIZE a side, with
-    paper shading, noise and small specks removed. Raises NoDigitError when no ink is left."""
+@dataclass
+class Ink:
+    """Cleaned ink (light on black, [0, 1]) and where it lies in the image as read: image pixel
+    (y, x) = offset + scale * ink pixel."""
+
+    ink: np.ndarray
+    offset: tuple[int, int]
+    scale: float
+
+    def box(self, rows: slice, cols: slice) -> list[int]:
+        """[x0, y0, x1, y1] in the image's pixels of an ink-pixel box."""
+        (oy, ox), k = self.offset, self.scale
+        return [
+            round(ox + k * cols.start),
+            round(oy + k * rows.start),
+            round(ox + k * cols.stop),
+            round(oy + k * rows.stop),
+        ]
+
+
+def _pooled(a: np.ndarray, name: str, size: int = FIND_SIZE) -> np.ndarray:
+    """`a` shrunk by a whole factor to at most `size` a side, each block by its inkiest pixel: a
+    thin stroke keeps its full contrast, where averaging would fade it into the paper."""
+    k = -(-max(a.shape) // size)  # ceiling division
+    if k == 1:
+        return a
+    h, w = a.shape[0] // k, a.shape[1] // k
+    rows = a[: h * k, : w * k].reshape(h, k, w * k)  # reduced rows first, then columns: contiguous
+    _, inverted = _polarity(rows.mean(1).reshape(h, w, k).mean(2), name)
+    pick = np.min if inverted else np.max
+    return pick(pick(rows, axis=1).reshape(h, w, k), axis=2)
+
+
+def find_ink(source: ImageSource) -> Ink:
+    """The image's ink, cleaned (see `clean`), with its place in the image.
+
+    Ink is looked for in the image shrunk to FIND_SIZE, then cleaned again (see `_around`)."""
     name = images.describe(source)
     full = read_gray(source)
-    ink = _clean(_shrink(full), name)
+    ink = _clean(_pooled(full, name), name)
+    found = Ink(ink, (0, 0), 1.0)
+    if max(full.shape) > WORK_SIZE:
+        found = _around(full, ink, name)
+    _check_shape(found.ink, name)  # at full resolution: a small digit's pooled strokes look thick
+    return found
+
+
+def _around(full: np.ndarray, ink: np.ndarray, name: str) -> Ink:
+    """The ink found in the shrunk image cleaned again at WORK_SIZE: the whole image, or when the
+    ink is low in it, the full image around the ink, as much again as its height on every side
+    (some paper; a number's digits keep their size, where the whole width would shrink them)."""
     rows, cols = _ink_box(ink)
-    k = max(full.shape) / max(ink.shape)  # how much the image was shrunk
-    if k > 1 and max(rows.stop - rows.start, cols.stop - cols.start) < WORK_SIZE / 4:
-        # a small digit in a large picture: look again at its surroundings at full resolution
-        h, w = rows.stop - rows.start, cols.stop - cols.start
-        y0, y1 = int(k * max(0, rows.start - h)), int(k * (rows.stop + h))
-        x0, x1 = int(k * max(0, cols.start - w)), int(k * (cols.stop + w))
-        ink = _clean(_shrink(full[y0:y1, x0:x1]), name)
-    return ink
+    m = rows.stop - rows.start
+    y0 = x0 = 0
+    crop = full
+    if m < ink.shape[0] / 4:
+        k = max(full.shape) / max(ink.shape)  # how much the image was shrunk
+        y0, x0 = int(k * max(0, rows.start - m)), int(k * max(0, cols.start - m))
+        crop = full[y0 : int(k * (rows.stop + m)), x0 : int(k * (cols.stop + m))]
+    shrunk = _shrink(crop)
+    return Ink(_clean(shrunk, name), (y0, x0), max(crop.shape) / max(shrunk.shape))
+
+
+def clean(source: ImageSource) -> np.ndarray:
+    """The image as light ink on a black background in [0, 1], at most WORK_SIZE a side, with
+    paper shading, ruled lines, noise and small specks removed. Raises NoDigitError when no ink
+    that could be a digit is left."""
+    return find_ink(source).ink
 
 
 def to_mnist(source: ImageSource, size: tuple[int, int] = (SIZE, SIZE)) -> torch.Tensor:
@@ -172,9 +330,14 @@ def to_mnist(source: ImageSource, size: tuple[int, int] = (SIZE, SIZE)) -> torch
     A model trained on resized MNIST takes another `size` (height, width): the 28x28 result is
     resized to it, as its training images were.
     """
+    return fit(clean(source), size)
+
+
+def fit(ink: np.ndarray, size: tuple[int, int] = (SIZE, SIZE)) -> torch.Tensor:
+    """Cleaned ink (see `clean`) cropped, its strokes thickened to MNIST's width if thinner, fitted
+    into 20x20 and placed by its centre of mass in 28x28 (then resized to `size`)."""
     from scipy import ndimage
 
-    ink = clean(source)
     box = _ink_box(ink)
     ink, mask = ink[box], ink[box] > 0.3
     # a thin pen line shrunk to 20 pixels would be a faint hair; MNIST's strokes are about 2-3 px

@@ -1,13 +1,19 @@
 """`digitlearn serve`: a drawing page and a JSON API around a Predictor (FastAPI on uvicorn).
 
-  GET  /             the page: draw a digit (mouse or touch) or upload an image, see the prediction
+  GET  /             the page: draw a digit or a number (mouse or touch) or upload an image
+  GET  /favicon.ico  the icon, an SVG (the path browsers ask for where a page, /health say, names none)
   GET  /health       {"status": "ok", model, classes, input size, max_bytes}
   POST /api/predict  an image's bytes (any image Content-Type), or JSON {"image": "data:...;base64,..."}
-                     -> {"label", "index", "probability", "probabilities", "top", "input" (a PNG data URL)}
+                     -> {"label", "index", "probability", "probabilities", "top", "input" (a PNG data
+                     URL), "ms"}
+  POST /api/predict?number=1  the same request, read as a number's digits left to right
+                     -> {"number", "probability", "digits": [{"label", "probability", "box", "input"}],
+                     "ms"}
 
 Errors are JSON {"detail": "<what is wrong>"}, and a bad request gets a 4xx, never a 5xx:
-  400  an empty body; malformed JSON or base64; JSON nested over MAX_JSON_DEPTH levels or with a
-       number over MAX_JSON_DIGITS digits; a request that is not HTTP (the connection is closed)
+  400  an empty body; `number` other than 0, 1, true or false; malformed JSON or base64; JSON
+       nested over MAX_JSON_DEPTH levels or with a number over MAX_JSON_DIGITS digits; a request
+       that is not HTTP (the connection is closed)
   408  the body did not all arrive within `body_timeout` (the connection is closed)
   413  a body over `max_bytes`, refused before it is read when its Content-Length says so (the
        rest is still read, and dropped, within `head_timeout`: so the client sees the answer)
@@ -48,7 +54,7 @@ import numpy as np
 import uvicorn
 from anyio import CapacityLimiter, fail_after, to_thread
 from fastapi import FastAPI, HTTPException, Request
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from PIL import Image
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -56,7 +62,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from .errors import DigitlearnError
 from .images import ImageError
-from .predictor import Prediction, Predictor
+from .predictor import NumberPrediction, Prediction, Predictor
 
 MAX_JSON_DEPTH = 32  # {"image": "..."} is 1 deep; Python's parser recurses once a level
 MAX_JSON_DIGITS = 100  # int() of a few thousand digits is refused, of more is slow: none is needed
@@ -172,16 +178,36 @@ def _image_bytes(body: bytes, content_type: str) -> bytes:
     return _json_image(body) if kind == "application/json" else body
 
 
-def _classify(predictor: Predictor, body: bytes, content_type: str) -> tuple[Prediction, float]:
-    """The request's image classified, and the milliseconds that took; what is wrong with the
-    request as a 4xx. Runs in a worker thread: all of it is CPU work on the client's bytes."""
+def _number_flag(request: Request) -> bool:
+    """Whether the request asks for a number (?number=1) rather than one digit."""
+    value = request.query_params.get("number", "0").lower()
+    if value not in ("0", "1", "true", "false"):
+        raise HTTPException(400, f"number={value!r}: it must be 0, 1, true or false")
+    return value in ("1", "true")
+
+
+def _answer(result: Prediction | NumberPrediction) -> dict:
+    """The API's JSON for a result: with the input the model saw, each digit's for a number."""
+    if isinstance(result, Prediction):
+        return {**result.to_dict(), "input": png_data_url(result.input)}
+    answer = result.to_dict()
+    for digit, prediction in zip(answer["digits"], result.digits, strict=True):
+        digit["input"] = png_data_url(prediction.input)
+    return answer
+
+
+def _classify(predictor: Predictor, body: bytes, content_type: str, number: bool) -> dict:
+    """The API's answer for the request's image, a digit or a number, with the milliseconds it
+    took; what is wrong with the request as a 4xx. Runs in a worker thread: all of it is CPU work
+    on the client's bytes."""
     start = time.perf_counter()
     data = _image_bytes(body, content_type)
     try:
-        result = predictor.predict(data)
+        result = predictor.predict_number(data) if number else predictor.predict(data)
     except DigitlearnError as e:  # not an image we open (415); no digit, or no finite output (422)
         raise HTTPException(415 if isinstance(e, ImageError) else 422, str(e)) from None
-    return result, 1000 * (time.perf_counter() - start)
+    ms = 1000 * (time.perf_counter() - start)
+    return {**_answer(result), "ms": ms}
 
 
 class _Admission:
@@ -235,7 +261,9 @@ def create_app(predictor: Predictor, limits: Limits = Limits()) -> FastAPI:
     # no /docs: its page loads scripts from a CDN, which an offline machine cannot reach
     app = FastAPI(title="digitlearn", docs_url=None, redoc_url=None)
     app.add_middleware(_ContainErrors)
-    page = (files("digitlearn") / "static" / "index.html").read_text(encoding="utf-8")
+    static = files("digitlearn") / "static"
+    page = (static / "index.html").read_text(encoding="utf-8")
+    icon = (static / "favicon.svg").read_bytes()
     arch = (predictor.config.get("model") or {}).get("arch", "model")
     info = {
         "status": "ok",
@@ -253,18 +281,23 @@ def create_app(predictor: Predictor, limits: Limits = Limits()) -> FastAPI:
     async def index() -> str:
         return page
 
+    @app.get("/favicon.ico")
+    async def favicon() -> Response:
+        # an SVG under the name browsers ask for: one small file serves every size
+        return Response(icon, media_type="image/svg+xml", headers={"Cache-Control": "max-age=86400"})
+
     @app.get("/health")
     async def health() -> dict:
         return info
 
     @app.post("/api/predict")
     async def predict(request: Request) -> dict:
+        number = _number_flag(request)
         with admission:
             body = await _read_body(request, limits)
             content_type = request.headers.get("content-type", "")
             # in a worker thread: the image work would otherwise hold up every request
-            result, ms = await to_thread.run_sync(_classify, predictor, body, content_type, limiter=workers)
-        return {**result.to_dict(), "input": png_data_url(result.input), "ms": ms}
+            return await to_thread.run_sync(_classify, predictor, body, content_type, number, limiter=workers)
 
     return app
 

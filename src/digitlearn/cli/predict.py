@@ -3,10 +3,14 @@
 import argparse
 import json
 import sys
+from typing import TYPE_CHECKING
 
 from ..errors import DigitlearnError
 from ..jsondata import jsonable
 from .shared import count
+
+if TYPE_CHECKING:
+    from ..predictor import Predictor
 
 NAME, HELP, TORCH = "predict", "classify your own digit images (any size, format, colours)", True
 
@@ -16,14 +20,55 @@ def add_arguments(q: argparse.ArgumentParser) -> None:
     q.add_argument("images", metavar="IMAGE", nargs="+", help="PNG, JPEG, BMP, GIF, WebP or TIFF files")
     q.add_argument("--top", type=count, default=3, help="probabilities shown per image")
     q.add_argument("--json", action="store_true", help="print the results as JSON")
+    q.add_argument(
+        "--number", action="store_true", help="read every digit, left to right, as one number (e.g. 4096)"
+    )
     q.add_argument("--show", metavar="FILE.png", help="draw each image above the 28x28 input the model saw")
     q.add_argument("--device", default="cpu", help="cpu (default), cuda or auto")
+
+
+def _read_numbers(predictor: "Predictor", files: list[str], as_json: bool) -> list[dict]:
+    """`--number`: each file's number and digits, printed (or returned for JSON) as they come."""
+    rows = []
+    for file in files:
+        try:
+            r = predictor.predict_number(file)
+        except DigitlearnError as e:
+            rows.append({"file": str(file), "error": str(e)})
+            if not as_json:
+                print(f"digitlearn: error: {e}", file=sys.stderr)
+            continue
+        rows.append({"file": str(file), **r.to_dict()})
+        if not as_json:
+            digits = ", ".join(f"{d.label} {d.probability:.3f}" for d in r.digits)
+            print(f"{file}: {r.number}   ({digits})", flush=True)
+    return rows
+
+
+def _warn_if_several(file: str) -> None:
+    """An image of a number read as one digit gives a confident wrong answer: say so."""
+    from ..preprocess import clean
+    from ..segment import marks
+
+    n = len(marks(clean(file)))
+    if n > 1:
+        print(
+            f"digitlearn: warning: {file} holds {n} marks that look like separate digits: "
+            "use --number to read them all",
+            file=sys.stderr,
+        )
 
 
 def run(args: argparse.Namespace) -> int:
     from ..predictor import Predictor
 
-    results = Predictor.load(args.run_dir, args.device).predict_many(args.images)
+    predictor = Predictor.load(args.run_dir, args.device)
+    if args.number:
+        rows = _read_numbers(predictor, args.images, args.json)
+        if args.json:
+            print(json.dumps(jsonable(rows), indent=2))
+        return 1 if any("error" in row for row in rows) else 0
+    results = predictor.predict_many(args.images)
     rows = []
     for file, r in zip(args.images, results, strict=True):
         if isinstance(r, DigitlearnError):
@@ -32,6 +77,7 @@ def run(args: argparse.Namespace) -> int:
                 print(f"digitlearn: error: {r}", file=sys.stderr)
             continue
         rows.append({"file": str(file), **r.to_dict(args.top)})
+        _warn_if_several(file)
         if not args.json:
             others = ", ".join(f"{c} {p:.3f}" for c, p in r.top(args.top)[1:])
             print(
