@@ -4,6 +4,7 @@ One run for the module: each test reads the executed cells. A cell is found by i
 metadata), so editing the prose between cells moves nothing here.
 """
 
+import ast
 import re
 from pathlib import Path
 
@@ -74,6 +75,10 @@ def test_the_chapters_figures(executed):
     assert accuracy("resnet") >= 0.9941 - 0.005
     assert accuracy("full_mnist") >= 0.99
     assert "drawn digit read as 7" in text(tagged(executed, "predict")[0])
+    # most_confused: (actual, predicted, count) triples, the most frequent first
+    pairs = ast.literal_eval(text(tagged(executed, "most_confused")[0]).splitlines()[0])
+    assert len(pairs) == 5 and all(a != p and n >= 1 for a, p, n in pairs)
+    assert [n for *_, n in pairs] == sorted((n for *_, n in pairs), reverse=True)
 
 
 def test_every_plot_cell_shows_an_image(executed):
