@@ -54,7 +54,9 @@ def main() -> None:
     p.add_argument("--threads", type=int, help="threads per process (default: the cores shared out)")
     args = p.parse_args()
     cores = default_threads()
+    # without SkipLearned, which does not work across processes
     train_args = ["--data", args.data, "--model", args.model, "--epochs", str(args.epochs)]
+    train_args += ["--skip-learned", "0"]
     one_run(1, cores, train_args)  # fetch and decode the data before anything is timed
     results = {}
     # 1 process at 1 thread too: it tells what 2 processes gain from splitting the data from what

@@ -30,7 +30,6 @@ from PIL import Image, ImageDraw, ImageFilter, ImageFont
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from digitlearn.hardware import machine_info, set_threads
-from digitlearn.models import cnn
 from digitlearn.predictor import Predictor
 from digitlearn.preprocess import to_mnist
 from digitlearn.recipes import RECIPES
@@ -145,7 +144,8 @@ def main() -> None:
         run = args.run
         if run is None:
             torch.manual_seed(0)
-            model = cnn(n_out=10, channels=RECIPES["fast"].channels)
+            fast = RECIPES["fast"]
+            model = fast.spec.build(10, (28, 28), fast.to_dict())  # the fast recipe's lenet
             run = save_model(Path(tmp) / "fast-untrained", model, {
                 "model": model.config, "classes": list("0123456789"),
                 "input": {"height": 28, "width": 28, "flat": False, "mean": 0.1307, "std": 0.3081},
@@ -154,7 +154,7 @@ def main() -> None:
         p = Predictor.load(run)
         draw, shot = drawing(), photo()
         result = {
-            "run": str(args.run) if args.run else "untrained fast-recipe cnn",
+            "run": str(args.run) if args.run else "untrained fast-recipe lenet",
             "machine": machine_info(p.device),
             "in_process": {"drawing_280px_png": in_process(p, draw, args.n),
                            "photo_1600x1200_jpeg": in_process(p, shot, max(args.n // 4, 20))},

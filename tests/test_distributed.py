@@ -102,3 +102,15 @@ def test_two_processes_train_mnist_sample_as_well_as_one(mirror, tmp_path):
     assert config["train"]["world_size"] == 2 and config["train"]["backend"] == "gloo"
     single = json.loads((tmp_path / "one" / "config.json").read_text())["results"]["batch_accuracy"]
     assert config["results"]["batch_accuracy"] == pytest.approx(single, abs=0.01)
+
+
+def test_skip_learned_is_refused_before_any_process_group_is_made():
+    from digitlearn.errors import DigitlearnError
+    from digitlearn.training import SkipLearned
+
+    learn = make_learner()
+    learn.add_cbs([SkipLearned(0.9)])
+    refused = pytest.raises(DigitlearnError, match=r"SkipLearned does not work across processes yet")
+    with refused, learn.distributed():
+        pass
+    assert not torch.distributed.is_initialized()

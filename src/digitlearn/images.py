@@ -4,9 +4,9 @@ dataset's file, a person's photo or an upload to the web API.
 - Only PNG, JPEG, BMP, GIF, WebP and TIFF are opened. Pillow knows more formats, and some run
   other programs (EPS runs Ghostscript), so no file ever reaches those plugins, whatever its name.
 - Size is checked from the header, before decoding: at most MAX_PIXELS pixels, and at most
-  DECODE_BUDGET bytes for the decoded pixels and the copies made from them (EXIF rotation, mode
-  conversion, floats). A larger image is shrunk by a whole factor while it is decoded (JPEG) or
-  right after, before any copy, so a small file that decodes huge costs no more than a photo.
+  DECODE_BUDGET bytes for the decoded pixels. An image over WORK_SIDE a side is shrunk by a whole
+  factor while it is decoded (JPEG) or right after, before any other copy, so every copy made
+  from it (EXIF rotation, mode conversion, floats) is of at most WORK_SIDE x WORK_SIDE pixels.
 - Everything that can fail on a strange file (decoding, the first frame of an animation, the
   EXIF rotation, the conversion to gray) happens inside one guard, and fails as an ImageError
   that names the file.
@@ -24,11 +24,10 @@ from .errors import DigitlearnError
 # (cameras' MPO files open as JPEG)
 FORMATS = ("PNG", "JPEG", "BMP", "GIF", "WEBP", "TIFF")
 MAX_PIXELS = 50_000_000  # larger is a decompression bomb or not a digit
-DECODE_BUDGET = 128 * 2**20  # bytes for an image's pixels and every copy made on the way to gray
+DECODE_BUDGET = 128 * 2**20  # bytes for an image's decoded pixels, checked before decoding
 WORK_SIDE = 2048  # a larger image is shrunk to this side before any copy: a digit needs far less
-# bytes per pixel of a mode, decoded; the floats of the gray image and its working copies follow
+# bytes per pixel of a mode, decoded (4 for the others)
 _BYTES = {"1": 1, "L": 1, "P": 1, "LA": 2, "PA": 2, "La": 2, "I;16": 2, "I;16L": 2, "I;16B": 2, "I;16N": 2}
-_COPIES = 4  # the decoded image, a rotated or converted copy, two float32 arrays (per pixel: 1 + 1 + 8)
 
 ImageFile = str | os.PathLike | bytes
 ORIENTATION = 0x0112  # the EXIF tag
@@ -43,11 +42,6 @@ def describe(source: object) -> str:
     if isinstance(source, str | os.PathLike):
         return str(source)
     return "the uploaded data" if isinstance(source, bytes) else "the image"
-
-
-def _cost(img: Image.Image) -> int:
-    """Bytes the pixels will take from decoding to float gray, at most (see _COPIES)."""
-    return img.width * img.height * (_BYTES.get(img.mode, 4) * 2 + 8)
 
 
 def _shrink_while_decoding(img: Image.Image) -> Image.Image:
@@ -126,9 +120,7 @@ def to_gray(img: Image.Image, background: float | None = None) -> np.ndarray:
 def read_gray(source: ImageFile, background: float | None = None) -> np.ndarray:
     """An image file (or its bytes) as float32 gray in [0, 1]: `open_image`, then `to_gray`, the
     conversion inside the same guard (a mode Pillow cannot convert is an ImageError too)."""
-    img = open_image(source)
-    if _cost(img) > DECODE_BUDGET * _COPIES:
-        raise ImageError(f"{describe(source)}: {img.width}x{img.height} pixels is too large to convert")
+    img = open_image(source)  # at most WORK_SIDE a side by now: every copy below is small
     try:
         return to_gray(img, background)
     except (OSError, ValueError, TypeError) as e:

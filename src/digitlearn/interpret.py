@@ -163,7 +163,7 @@ class Interpretation:
         """The `k` images with the largest losses, each titled predicted/actual/loss/probability of
         the prediction (fastai's layout), dark ink on light paper as in the book, in full rows
         where `k` allows (`grid_columns`)."""
-        from .plots import grid_columns, image_grid
+        from .plots import image_grid
 
         losses, idx = self.top_losses(k)
         preds, names = self.preds.tolist(), self.classes
@@ -171,7 +171,7 @@ class Interpretation:
             f"{names[preds[i]]}/{names[self.targets[i]]} / {loss:.2f} / {self.probs[i, preds[i]]:.2f}"
             for loss, i in zip(losses.tolist(), idx.tolist(), strict=True)
         ]
-        fig = image_grid(self.images[idx], titles, ncols=ncols or grid_columns(len(idx)), size=2.0)
+        fig = image_grid(self.images[idx], titles, ncols=ncols, size=2.0)
         fig.suptitle("prediction/actual / loss / probability")
         return fig
 

@@ -226,7 +226,7 @@ class DataLoaders:
                 f"inputs of shape {tuple(x.shape[1:])} are not images: give the DataLoaders an input_format"
             )
         titles = [str(self.classes[int(c)]) if self.classes else str(c) for c in y]
-        return image_grid(x, titles, ncols or min(len(y), 3 if len(y) <= 9 else 8))
+        return image_grid(x, titles, ncols)
 
     def __repr__(self) -> str:
         classes = f"classes {', '.join(map(str, self.classes))}" if self.classes else "no class names"

@@ -72,7 +72,7 @@ def image_grid(
 ) -> Figure:
     """A figure with one panel per image (N, H, W), dark ink on light paper as in the book."""
     n = len(images)
-    ncols = ncols or min(n, 8)
+    ncols = ncols or grid_columns(n, most=8)
     nrows = math.ceil(n / ncols)
     # room for the titles: a line of `fontsize` points in each panel's height
     title_room = 1 + 0.15 * fontsize / 9 if titles else 1

@@ -5,6 +5,7 @@ build the model, what its classes are, how images become inputs, and which activ
 outputs into probabilities. No training data, no pickles, no code from the folder.
 """
 
+import math
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -66,7 +67,7 @@ class NumberPrediction:
     @property
     def probability(self) -> float:
         """How likely every digit is read right: the product of the digits' probabilities."""
-        return float(torch.tensor([d.probability for d in self.digits]).prod())
+        return math.prod(d.probability for d in self.digits)
 
     def to_dict(self) -> dict:
         """JSON-ready: the number, and each digit's label, probability and box."""

@@ -8,7 +8,7 @@ from ..errors import DigitlearnError
 from ..files import atomic_path
 from ..jsondata import jsonable
 from ..tables import table
-from .shared import count, size
+from .shared import add_device, count, size
 
 NAME, HELP, TORCH = "evaluate", "accuracy, per-class precision/recall and confusion matrix of a run", True
 
@@ -18,7 +18,7 @@ def add_arguments(q: argparse.ArgumentParser) -> None:
     q.add_argument("--data", help="dataset to evaluate on (default: the one the run was trained on)")
     q.add_argument("--size", type=size, help="resize every image, e.g. 28 or 28x28")
     q.add_argument("--split", default="valid", help="split to evaluate (default %(default)s)")
-    q.add_argument("--device", default="cpu", help="cpu (default), cuda or auto")
+    add_device(q, "cpu")
     q.add_argument("--out", metavar="DIR", help="write confusion_matrix.png, top_losses.png, evaluation.json")
     q.add_argument("--top-losses", type=count, default=16, help="images in top_losses.png")
     q.add_argument("--json", action="store_true", help="print the figures as JSON")

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import DigitlearnError
 from ..jsondata import jsonable
-from .shared import count
+from .shared import add_device, count
 
 if TYPE_CHECKING:
     from ..predictor import Predictor
@@ -24,7 +24,7 @@ def add_arguments(q: argparse.ArgumentParser) -> None:
         "--number", action="store_true", help="read every digit, left to right, as one number (e.g. 4096)"
     )
     q.add_argument("--show", metavar="FILE.png", help="draw each image above the 28x28 input the model saw")
-    q.add_argument("--device", default="cpu", help="cpu (default), cuda or auto")
+    add_device(q, "cpu")
 
 
 def _read_numbers(predictor: "Predictor", files: list[str], as_json: bool) -> list[dict]:

@@ -13,14 +13,12 @@ def add_arguments(q: argparse.ArgumentParser) -> None:
 
 
 def settings(recipe: Recipe) -> str:
-    """A recipe's settings as `name=value`, leaving out those its model does not use."""
-    options = {k for spec in MODELS.values() for k in spec.options}  # settings only some models use
+    """A recipe's settings as `name=value` (`to_dict` has left out those its model does not use),
+    leaving out unset ones, and sqr_mom unless the optimizer is adam."""
     return " ".join(
         f"{k}={v}"
         for k, v in recipe.to_dict().items()
-        if v is not None
-        and (k not in options or k in recipe.spec.options)
-        and (k != "sqr_mom" or recipe.opt == "adam")
+        if v is not None and (k != "sqr_mom" or recipe.opt == "adam")
     )
 
 

@@ -2,7 +2,7 @@
 
 import argparse
 
-from .shared import number
+from .shared import add_device, number
 
 NAME, HELP, TORCH = "serve", "a web page to draw digits on, and a JSON API, for a trained run", True
 # the options that set serve.Limits: one not given keeps the default there (which its help repeats)
@@ -35,7 +35,7 @@ def add_arguments(q: argparse.ArgumentParser) -> None:
         type=number(int, 1, 64),
         help="images prepared at once, the rest waiting (default: the cores, at most 4)",
     )
-    q.add_argument("--device", default="cpu", help="cpu (default), cuda or auto")
+    add_device(q, "cpu")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -2,6 +2,7 @@
 flags, and the one way a command says it was interrupted."""
 
 import argparse
+import dataclasses
 import math
 from typing import TYPE_CHECKING, NoReturn
 
@@ -13,11 +14,8 @@ if TYPE_CHECKING:
     from ..data import Dataset
 
 LOSS_NAMES = {"mnist": "mnist_loss", "bce": "bce_loss", "ce": "cross_entropy"}
-# recipe settings that a command-line flag of the same name replaces
-RECIPE_FLAGS = (
-    "model", "epochs", "lr", "opt", "bs", "one_cycle", "mom", "sqr_mom", "wd", "loss", "label_smoothing",
-    "augment", "normalize", "precision", "init_std", "hidden", "channels", "skip_learned", "validate",
-)  # fmt: skip
+# recipe settings that a command-line flag of the same name replaces: every one but the description
+RECIPE_FLAGS = tuple(f.name for f in dataclasses.fields(Recipe) if f.name != "about")
 
 
 class Interrupted(Exception):

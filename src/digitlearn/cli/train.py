@@ -62,6 +62,7 @@ def describe(recipe: Recipe, learn: "Learner", parallel: dict | None = None) -> 
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..models.layers import n_params
     from ..run_folder import check_run_dir, is_run_folder, new_run_dir, start_run
     from ..training.distributed import rank
 
@@ -91,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
         if lead:
             named = f" (recipe {args.recipe})" if args.recipe else ""
             print(
-                f"training {recipe.model}{named} ({_n_params(learn):,} parameters) on {args.data}: "
+                f"training {recipe.model}{named} ({n_params(learn.model):,} parameters) on {args.data}: "
                 f"{len(ds.train):,} train, {len(ds.valid):,} valid images, classes {', '.join(ds.classes)}\n"
                 f"{describe(recipe, learn, parallel)}, seed {args.seed}"
             )
@@ -150,12 +151,6 @@ def _processes(learn: "Learner") -> Iterator[dict]:
 
     with learn.distributed():
         yield {"world_size": dist.get_world_size(), "backend": dist.get_backend()}
-
-
-def _n_params(learn: "Learner") -> int:
-    from ..models.layers import n_params
-
-    return n_params(learn.model)
 
 
 def _train(out: Path | None, learn: "Learner", recipe: Recipe, settings: dict, parallel: dict) -> int:

@@ -137,7 +137,7 @@ def _set_callback_states(learn: Learner, states: dict) -> None:
 def save_checkpoint(learn: Learner, path: str | Path, extra: dict | None = None) -> Path:
     """Write `learn`'s checkpoint to the file `path` atomically; `extra` (JSON data) goes with it."""
     tensors: dict[str, torch.Tensor] = {}
-    for k, v in unwrapped(learn.model).state_dict().items():
+    for k, v in learn.raw_model.state_dict().items():
         tensors[f"model.{k}"] = v.detach().to("cpu", copy=True).contiguous()
     state = {
         "format": FORMAT,
@@ -181,7 +181,7 @@ def load_checkpoint(learn: Learner, path: str | Path) -> dict:
     model = {k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")}
     try:
         with torch.no_grad():
-            unwrapped(learn.model).load_state_dict(model)
+            learn.raw_model.load_state_dict(model)
     except RuntimeError as e:
         raise DigitlearnError(f"{path}: the checkpoint is of another model ({e})") from None
     if state["opt"] is not None:

@@ -17,10 +17,12 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
+from ..errors import DigitlearnError
 from .checkpoint import unwrapped
 from .events import Callback, Learner
 from .guards import StopOnInterrupt, TerminateOnNaN
 from .progress import ProgressCallback
+from .skip_learned import SkipLearned
 
 
 def launched() -> bool:
@@ -96,6 +98,12 @@ def distributed(learn: Learner, backend: str | None = None) -> Iterator[Learner]
     order whatever else draws random numbers (dropout masks differ in size between shares).
     Progress shows in rank 0 only. The group is taken down at the end if it was made here.
     """
+    if any(isinstance(c, SkipLearned) for c in learn.cbs):
+        # each process would keep its own share's "learned" marks, so the processes' epochs would
+        # differ in length and their gradient exchange would wait for ever
+        raise DigitlearnError(
+            "SkipLearned does not work across processes yet: train without it (--skip-learned 0)"
+        )
     device = local_device(learn.device)
     made = not dist.is_initialized()
     if made:

@@ -28,7 +28,7 @@ from ..optim import SGD, Optimizer
 from ..predictor import Predictor
 from ..preprocess import ImageSource
 from ..runs import load_model, load_weights, save_model
-from .checkpoint import load_checkpoint, restore, save_checkpoint
+from .checkpoint import load_checkpoint, restore, save_checkpoint, unwrapped
 from .distributed import distributed
 from .events import (
     EVENTS,
@@ -351,7 +351,7 @@ class Learner:
         n = min(n, len(interp.targets))
         preds, targets = interp.preds[:n].tolist(), interp.targets[:n].tolist()
         titles = [f"{interp.classes[t]} / {interp.classes[p]}" for t, p in zip(targets, preds, strict=True)]
-        return image_grid(interp.images[:n], titles, ncols or min(n, 3 if n <= 9 else 8))
+        return image_grid(interp.images[:n], titles, ncols)
 
     def __repr__(self) -> str:
         params = sum(p.numel() for p in self.model.parameters())
@@ -366,10 +366,16 @@ class Learner:
 
     # ------------------------------------------------------------ saving
 
+    @property
+    def raw_model(self) -> nn.Module:
+        """The model itself, out of the wrapper a data-parallel fit puts on it: what is saved,
+        loaded and described, so its weights' names never depend on how it was trained."""
+        return unwrapped(self.model)
+
     def config(self, extra: dict | None = None) -> dict:
         """What a saved run says of this model: architecture, classes, input format, loss, metrics."""
         return {
-            "model": getattr(self.model, "config", None),
+            "model": getattr(self.raw_model, "config", None),
             "classes": self.dls.classes,
             "input": self.dls.input_format,
             "loss": describe(self.loss_func),
@@ -379,11 +385,11 @@ class Learner:
 
     def save(self, path: str | Path, extra: dict | None = None) -> Path:
         """Save the weights (safetensors) and `config(extra)` as config.json into the folder `path`."""
-        return save_model(path, self.model, self.config(extra))
+        return save_model(path, self.raw_model, self.config(extra))
 
     def load(self, path: str | Path) -> "Learner":
         """Load weights saved by `save` into this Learner's model."""
-        load_weights(self.model, path)
+        load_weights(self.raw_model, path)
         return self
 
     def distributed(self, backend: str | None = None) -> AbstractContextManager["Learner"]:

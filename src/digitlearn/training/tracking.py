@@ -64,14 +64,14 @@ class SaveBestModel(TrackerCallback):
 
     def after_epoch(self, learn: Learner) -> None:
         if self.improved(learn):
-            self.state = {k: v.detach().clone() for k, v in learn.model.state_dict().items()}
+            self.state = {k: v.detach().clone() for k, v in learn.raw_model.state_dict().items()}
             if self.path is not None:
                 learn.save(self.path)
 
     def after_fit(self, learn: Learner) -> None:
         last = learn.recorder.history[-1]["epoch"] if learn.recorder.history else None
         if self.state is not None and self.best_epoch != last:
-            learn.model.load_state_dict(self.state)
+            learn.raw_model.load_state_dict(self.state)
             print(
                 f"restored the weights of epoch {self.best_epoch} ({self.monitor} {self.best:.6f})",
                 file=sys.stderr,
