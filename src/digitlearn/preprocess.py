@@ -290,15 +290,25 @@ def _pooled(a: np.ndarray, name: str, size: int = FIND_SIZE) -> np.ndarray:
 def find_ink(source: ImageSource) -> Ink:
     """The image's ink, cleaned (see `clean`), with its place in the image.
 
-    Ink is looked for in the image shrunk to FIND_SIZE, then cleaned again (see `_around`)."""
+    Ink is looked for in the image shrunk to FIND_SIZE, then cleaned again at WORK_SIZE (see
+    `_around`). An image no larger than FIND_SIZE (a drawing, a scan of one digit) is looked at
+    shrunk to WORK_SIZE at once, and cleaned again only when its ink is small in it."""
     name = images.describe(source)
     full = read_gray(source)
-    ink = _clean(_pooled(full, name), name)
-    found = Ink(ink, (0, 0), 1.0)
-    if max(full.shape) > WORK_SIZE:
+    small = max(full.shape) <= FIND_SIZE
+    first = _shrink(full) if small else _pooled(full, name)
+    ink = _clean(first, name)
+    found = Ink(ink, (0, 0), max(full.shape) / max(first.shape))
+    if max(full.shape) > WORK_SIZE and not (small and not _is_low(ink)):
         found = _around(full, ink, name)
     _check_shape(found.ink, name)  # at full resolution: a small digit's pooled strokes look thick
     return found
+
+
+def _is_low(ink: np.ndarray) -> bool:
+    """Whether the ink is under a quarter of the image's height: worth a second, closer look."""
+    rows, _ = _ink_box(ink)
+    return rows.stop - rows.start < ink.shape[0] / 4
 
 
 def _around(full: np.ndarray, ink: np.ndarray, name: str) -> Ink:
@@ -309,7 +319,7 @@ def _around(full: np.ndarray, ink: np.ndarray, name: str) -> Ink:
     m = rows.stop - rows.start
     y0 = x0 = 0
     crop = full
-    if m < ink.shape[0] / 4:
+    if _is_low(ink):
         k = max(full.shape) / max(ink.shape)  # how much the image was shrunk
         y0, x0 = int(k * max(0, rows.start - m)), int(k * max(0, cols.start - m))
         crop = full[y0 : int(k * (rows.stop + m)), x0 : int(k * (cols.stop + m))]
