@@ -30,10 +30,10 @@ from PIL import Image, ImageDraw, ImageFilter, ImageFont
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from digitlearn.hardware import machine_info, set_threads
-from digitlearn.predictor import Predictor
-from digitlearn.preprocess import to_mnist
-from digitlearn.recipes import RECIPES
-from digitlearn.runs import save_model
+from digitlearn.inference.predictor import Predictor
+from digitlearn.models.saved import save_model
+from digitlearn.training.recipes import RECIPES
+from digitlearn.vision.prepare import to_mnist
 
 
 def font(size: int) -> ImageFont.FreeTypeFont:

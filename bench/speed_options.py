@@ -17,7 +17,7 @@ import torch
 
 from digitlearn import load_dataset, pick_device
 from digitlearn.hardware import machine_info, set_threads
-from digitlearn.recipes import RECIPES
+from digitlearn.training.recipes import RECIPES
 
 THREADS = set_threads()  # as the command line: $DIGITLEARN_THREADS, else one per core
 

@@ -30,7 +30,7 @@ print(sum(r["time"] for r in learn.recorder.history) / 10)
 """,
     "fast recipe's LeNet on MNIST, 1 epoch": """
 from digitlearn import load_dataset
-from digitlearn.recipes import RECIPES
+from digitlearn.training.recipes import RECIPES
 recipe = RECIPES["fast"].updated(epochs=1)
 learn = recipe.learner(load_dataset("mnist"), seed=0, progress=False)
 recipe.fit(learn)

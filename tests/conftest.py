@@ -123,7 +123,7 @@ def save_untrained(path: Path, classes=tuple("0123456789"), loss: str = "cross_e
     import torch
 
     from digitlearn.models import cnn
-    from digitlearn.runs import save_model
+    from digitlearn.models.saved import save_model
 
     torch.manual_seed(0)
     n_out = 1 if loss == "mnist_loss" else len(classes)

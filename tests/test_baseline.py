@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from digitlearn import PixelSimilarity, mnist_distance, rmse_distance
-from digitlearn.data import Split
+from digitlearn.data.dataset import Split
 from digitlearn.errors import DigitlearnError
 
 

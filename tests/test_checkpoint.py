@@ -15,13 +15,14 @@ from torch import nn
 
 from digitlearn import DigitlearnError, Learner
 from digitlearn.cli import main
-from digitlearn.loaders import DataLoader, DataLoaders
-from digitlearn.losses import cross_entropy
-from digitlearn.metrics import accuracy
-from digitlearn.optim import Adam
-from digitlearn.run_folder import check_run_dir, is_run_folder
-from digitlearn.runs import CHECKPOINT, read_config
+from digitlearn.data.loaders import DataLoader, DataLoaders
+from digitlearn.runs.folder import check_run_dir, is_run_folder
+from digitlearn.runs.checkpoint import CHECKPOINT
+from digitlearn.runs.model import read_config
 from digitlearn.training import Augment, Callback, SkipLearned
+from digitlearn.training.losses import cross_entropy
+from digitlearn.training.metrics import accuracy
+from digitlearn.training.optim import Adam
 
 from .conftest import make_folder
 

@@ -323,7 +323,7 @@ def test_numbers_out_of_range_are_refused_before_any_work(args, message, capsys)
 
 
 def test_label_smoothing_is_checked_in_python_too():
-    from digitlearn.recipes import default_recipe
+    from digitlearn.training.recipes import default_recipe
 
     with pytest.raises(DigitlearnError, match="label smoothing is from 0 to under 1, not 2"):
         default_recipe("mlp").updated(label_smoothing=2).loss_func(10)

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from digitlearn import InputFormat, load_dataset
-from digitlearn.data import Split
+from digitlearn.data.dataset import Split
 from digitlearn.errors import DataError
 
 from .conftest import make_folder
@@ -43,12 +43,12 @@ def test_mnist_sample_sizes(sample):
 def test_mnist_sample_is_fetched_extracted_and_cached(sample, monkeypatch):
     """The path a registered archive takes (the sample fixture loaded it): from the mirror,
     extracted into the cache home and decoded once; later loads read the decode cache."""
-    from digitlearn.sources import cache_home
+    from digitlearn.data.sources import cache_home
 
     folder = cache_home() / "data" / "mnist_sample"
     assert len(list(folder.rglob("*.png"))) == 12396 + 2038
     assert len(list(folder.rglob(".digitlearn-cache-native.safetensors"))) == 1
-    monkeypatch.setattr("digitlearn.readers.decode_images", lambda *a, **k: pytest.fail("decoded again"))
+    monkeypatch.setattr("digitlearn.data.readers.decode_images", lambda *a, **k: pytest.fail("decoded again"))
     again = load_dataset("mnist_sample")
     assert torch.equal(again.train.x, sample.train.x) and torch.equal(again.valid.y, sample.valid.y)
     assert again.valid.names == sample.valid.names and again.classes == sample.classes
@@ -104,7 +104,7 @@ def test_dataloaders_prepare_the_chapters_inputs(tmp_path):
     assert xb.shape == (4, 64) and xb.dtype == torch.float32 and yb.dtype == torch.int64
     assert torch.equal(xb, ds.train.x[:4].reshape(4, 64).float() / 255)  # the chapter's .float()/255
     assert len(dls.train) == 3 and dls.valid.bs == 8 and dls.classes == ["3", "7"]
-    assert dls.input_format == {"height": 8, "width": 8, "flat": True, "mean": 0.0, "std": 1.0}
+    assert dls.input_format.to_dict() == {"height": 8, "width": 8, "flat": True, "mean": 0.0, "std": 1.0}
     images = ds.dataloaders(bs=4, flat=False, valid_bs=3)
     assert images.train.one_batch()[0].shape == (4, 1, 8, 8) and len(images.valid) == 4
     shuffled = ds.dataloaders(bs=10, generator=torch.Generator().manual_seed(0))
@@ -130,7 +130,8 @@ def test_normalized_dataloaders_use_the_training_statistics(tmp_path):
     assert fmt["mean"] == round(float(pixels.mean()), 4) and fmt["std"] == round(float(pixels.std()), 4)
     x = dls.train.fields[0]
     assert x.shape == (10, 1, 8, 8) and abs(float(x.mean())) < 1e-3 and abs(float(x.std()) - 1) < 1e-3
-    torch.testing.assert_close(dls.valid.fields[0], InputFormat(**fmt)(ds.valid.x))
+    torch.testing.assert_close(dls.valid.fields[0], fmt(ds.valid.x))
+    torch.testing.assert_close(fmt.inverse(dls.valid.fields[0]), ds.valid.floats(), atol=1e-6, rtol=0)
 
 
 def test_mnist_statistics(mnist):

@@ -23,9 +23,9 @@ import pytest
 from PIL import EpsImagePlugin, Image
 
 from digitlearn import DatasetSpec, fetch, load_dataset
+from digitlearn.data.readers import read_idx
+from digitlearn.data.sources import extract_archive
 from digitlearn.errors import DataError
-from digitlearn.readers import read_idx
-from digitlearn.sources import extract_archive
 
 from .conftest import make_folder
 from .test_files import dead_pid, leftover
@@ -250,12 +250,12 @@ def test_archive_over_the_total_or_member_count(tmp_path, monkeypatch):
             info = tarfile.TarInfo(f"{i}.png")
             info.size = len(data)
             t.addfile(info, io.BytesIO(data))
-    monkeypatch.setattr("digitlearn.sources.MAX_TOTAL_BYTES", 2 * MiB)
+    monkeypatch.setattr("digitlearn.data.sources.MAX_TOTAL_BYTES", 2 * MiB)
     with pytest.raises(
         DataError, match=r"members add up to over 2,097,152 bytes, the most extracted from one"
     ):
         extract_archive(path, tmp_path / "out")
-    monkeypatch.setattr("digitlearn.sources.MAX_MEMBERS", 2)
+    monkeypatch.setattr("digitlearn.data.sources.MAX_MEMBERS", 2)
     with pytest.raises(DataError, match=r"a\.tgz: more than 2 members, the most read from one archive"):
         extract_archive(path, tmp_path / "out")
     assert not (tmp_path / "out").exists()

@@ -12,10 +12,10 @@ from safetensors.torch import load_file
 from torch import nn
 
 from digitlearn import Learner
-from digitlearn.loaders import DataLoader, DataLoaders
-from digitlearn.losses import cross_entropy
-from digitlearn.metrics import accuracy
-from digitlearn.runs import load_model
+from digitlearn.data.loaders import DataLoader, DataLoaders
+from digitlearn.runs.model import load_model
+from digitlearn.training.losses import cross_entropy
+from digitlearn.training.metrics import accuracy
 
 ROOT = Path(__file__).resolve().parent.parent
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}

@@ -51,8 +51,8 @@ def test_every_block_says_what_it_is():
 @pytest.fixture
 def isolated(monkeypatch):
     """The registries and environment as they were: docs register examples and point the mirror."""
+    from digitlearn.data.sources import REGISTRY
     from digitlearn.models.registry import ARCHS, MODELS
-    from digitlearn.sources import REGISTRY
 
     saved = [(r, dict(r)) for r in (ARCHS, MODELS, REGISTRY)]
     monkeypatch.setattr(os, "environ", dict(os.environ))

@@ -21,12 +21,13 @@ from hypothesis import strategies as st
 from PIL import Image
 from torch import nn
 
+from digitlearn.data.readers import read_idx
 from digitlearn.errors import DigitlearnError
-from digitlearn.images import read_gray
 from digitlearn.models import mlp
-from digitlearn.preprocess import to_mnist
-from digitlearn.readers import read_idx
-from digitlearn.runs import load_model, save_model
+from digitlearn.models.saved import save_model
+from digitlearn.runs.model import load_model
+from digitlearn.vision.images import read_gray
+from digitlearn.vision.prepare import to_mnist
 
 settings.register_profile(
     "ci", max_examples=60, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
@@ -174,7 +175,7 @@ def test_mutated_json_requests_give_an_image_or_a_4xx(data):
     bytes that the preparation turns into an input or refuses with our own error."""
     from fastapi import HTTPException
 
-    from digitlearn.serve import _image_bytes
+    from digitlearn.inference.serve import _image_bytes
 
     try:
         image = _image_bytes(data, "application/json")

@@ -11,10 +11,10 @@ import sys
 import pytest
 
 import digitlearn
-from digitlearn.baseline import DISTANCES
+from digitlearn.chapter.baseline import DISTANCES
 from digitlearn.cli import baseline as baseline_command
 from digitlearn.cli import shared
-from digitlearn.losses import LOSSES
+from digitlearn.training.losses import LOSSES
 
 HEAVY = ("torch", "numpy", "PIL", "matplotlib", "scipy", "safetensors", "fastapi", "uvicorn", "jinja2")
 

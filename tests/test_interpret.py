@@ -4,9 +4,9 @@ import pytest
 import torch
 
 from digitlearn.errors import DigitlearnError
-from digitlearn.interpret import Interpretation
-from digitlearn.metrics import accuracy
+from digitlearn.inference.interpret import Interpretation
 from digitlearn.training import Learner
+from digitlearn.training.metrics import accuracy
 
 
 def interp() -> Interpretation:
@@ -68,7 +68,7 @@ def test_mismatched_lengths_are_an_error():
 
 def test_from_learner_recovers_the_images_and_matches_validate():
     from digitlearn import DataLoader, DataLoaders
-    from digitlearn.data import InputFormat
+    from digitlearn.data.dataset import InputFormat
 
     g = torch.Generator().manual_seed(0)
     x = torch.randint(0, 256, (40, 4, 4), dtype=torch.uint8, generator=g)
@@ -88,7 +88,8 @@ def test_from_learner_recovers_the_images_and_matches_validate():
 
 @pytest.mark.parametrize("loss", ["cross_entropy", "mnist_loss"])
 def test_from_run_interprets_a_saved_model_as_the_learner_did(tmp_path, loss):
-    from digitlearn import load_dataset, losses
+    from digitlearn import load_dataset
+    from digitlearn.training import losses
     from digitlearn.models import mlp
 
     from .conftest import make_folder

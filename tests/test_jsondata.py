@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from digitlearn.jsondata import jsonable
-from digitlearn.runs import save_model
+from digitlearn.models.saved import save_model
 
 
 def strict(text: str) -> object:

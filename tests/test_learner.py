@@ -451,7 +451,7 @@ def test_load_learner_predicts_as_the_learner_did(tmp_path, model):
     """A saved run back as a Learner for inference: the same predictions from the same weights,
     for a flat model and an image model, on three classes."""
     from digitlearn import load_learner
-    from digitlearn.recipes import default_recipe
+    from digitlearn.training.recipes import default_recipe
 
     from .conftest import make_folder
 

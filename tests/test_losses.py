@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from digitlearn import DigitlearnError, bce_loss, cross_entropy, mnist_loss
-from digitlearn.losses import activation, describe
+from digitlearn.training.losses import activation, describe
 
 
 def test_mnist_loss_is_distance_from_the_target():

@@ -8,8 +8,8 @@ import pytest
 from PIL import Image, ImageDraw
 
 from digitlearn.cli import main
-from digitlearn.predictor import Predictor
-from digitlearn.preprocess import NoDigitError, to_mnist
+from digitlearn.inference.predictor import Predictor
+from digitlearn.vision.prepare import NoDigitError, to_mnist
 from tests.conftest import draw_digit
 from tests.handwriting import photographed_digit, photographed_number
 

@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from digitlearn import SGD, Adam, BasicOptim, DigitlearnError
-from digitlearn.optim import Adadelta
+from digitlearn.training.optim import Adadelta
 
 
 def problem(seed: int = 0):

@@ -12,11 +12,12 @@ import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from PIL import Image
 
-from digitlearn import reproduce as rp
+from digitlearn.chapter import reproduce as rp
+from digitlearn.chapter.report import write_report
 from digitlearn.cli import main
 from digitlearn.cli.main import build_parser
-from digitlearn.interpret import Interpretation
-from digitlearn.plots import (
+from digitlearn.inference.interpret import Interpretation
+from digitlearn.plots.charts import (
     grid_columns,
     plot_history,
     plot_predicted,
@@ -24,8 +25,7 @@ from digitlearn.plots import (
     plot_training,
     show_image,
 )
-from digitlearn.recipes import Recipe
-from digitlearn.report import write_report
+from digitlearn.training.recipes import Recipe
 
 from .conftest import make_folder
 

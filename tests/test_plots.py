@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 
 from digitlearn.errors import DigitlearnError
-from digitlearn.plots import (
+from digitlearn.plots.charts import (
     InlineFigure,
     format_pixels,
     image_grid,
@@ -145,7 +145,7 @@ def test_show_images_grid():
         show_images([])
 
 
-SETUP = "import sys\nimport torch\nfrom digitlearn import plots"
+SETUP = "import sys\nimport torch\nfrom digitlearn.plots import charts as plots"
 CURVE = "plots.plot_curve([3.0, 2.0, 1.0], 'step', 'loss')"
 
 

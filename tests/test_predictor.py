@@ -5,8 +5,8 @@ import torch
 
 from digitlearn import Learner
 from digitlearn.errors import DigitlearnError
-from digitlearn.predictor import Prediction, Predictor
-from digitlearn.preprocess import ImageError, NoDigitError, naive_resize, to_mnist
+from digitlearn.inference.predictor import Prediction, Predictor
+from digitlearn.vision.prepare import ImageError, NoDigitError, naive_resize, to_mnist
 from tests.conftest import draw_digit, encoded, save_untrained
 from tests.font_digits import font_digits
 

@@ -8,8 +8,8 @@ import torch
 from PIL import Image, ImageDraw
 from scipy import ndimage
 
-from digitlearn.images import open_image
-from digitlearn.preprocess import ImageError, NoDigitError, naive_resize, to_mnist
+from digitlearn.vision.images import open_image
+from digitlearn.vision.prepare import ImageError, NoDigitError, naive_resize, to_mnist
 from tests.conftest import draw_digit, encoded
 
 

@@ -13,9 +13,9 @@ import torch
 from PIL import Image
 
 from digitlearn import load_dataset
+from digitlearn.data.readers import natural_key, read_idx, read_image
 from digitlearn.errors import DataError
-from digitlearn.images import to_gray
-from digitlearn.readers import natural_key, read_idx, read_image
+from digitlearn.vision.images import to_gray
 
 from .conftest import digit_image, make_folder
 
@@ -116,8 +116,8 @@ def test_parallel_decoding_matches_serial(tmp_path, monkeypatch):
     serial = load_dataset(root)
     for cache in root.glob(".digitlearn-cache-*"):
         cache.unlink()
-    monkeypatch.setattr("digitlearn.readers.IMAGES_PER_TASK", 3)  # many chunks: the process pool runs
-    monkeypatch.setattr("digitlearn.readers._workers", lambda: 2)
+    monkeypatch.setattr("digitlearn.data.readers.IMAGES_PER_TASK", 3)  # many chunks: the process pool runs
+    monkeypatch.setattr("digitlearn.data.readers._workers", lambda: 2)
     parallel = load_dataset(root)
     assert torch.equal(serial.train.x, parallel.train.x) and serial.valid.names == parallel.valid.names
 
@@ -126,8 +126,8 @@ def test_corrupt_image_is_named_in_parallel_too(tmp_path, monkeypatch):
     root = make_folder(tmp_path / "ds", n=4)
     bad = root / "valid" / "7" / "2.png"
     bad.write_bytes(bad.read_bytes()[:40])  # truncated
-    monkeypatch.setattr("digitlearn.readers.IMAGES_PER_TASK", 3)
-    monkeypatch.setattr("digitlearn.readers._workers", lambda: 2)
+    monkeypatch.setattr("digitlearn.data.readers.IMAGES_PER_TASK", 3)
+    monkeypatch.setattr("digitlearn.data.readers._workers", lambda: 2)
     with pytest.raises(DataError, match=r"cannot read image .*valid/7/2\.png"):
         load_dataset(root)
     assert not list(root.glob(".digitlearn-cache-*"))
@@ -171,7 +171,7 @@ def test_cache_is_written_used_and_invalidated(tmp_path, monkeypatch):
     first = load_dataset(root)
     assert [p.name for p in root.glob(".digitlearn-cache-*")] == [".digitlearn-cache-native.safetensors"]
     calls = []
-    monkeypatch.setattr("digitlearn.readers.decode_images", lambda *a, **k: calls.append(a))
+    monkeypatch.setattr("digitlearn.data.readers.decode_images", lambda *a, **k: calls.append(a))
     again = load_dataset(root)  # from the cache: no decoding at all
     assert calls == [] and torch.equal(first.train.x, again.train.x) and again.classes == first.classes
     monkeypatch.undo()
@@ -190,14 +190,14 @@ def test_damaged_cache_is_rebuilt(tmp_path):
 
 def test_read_only_folder_caches_under_home_simulated(tmp_path, fresh_home, monkeypatch):
     root = make_folder(tmp_path / "ds")
-    real_save = __import__("digitlearn.readers", fromlist=["x"])._save_cache
+    real_save = __import__("digitlearn.data.readers", fromlist=["x"])._save_cache
 
     def save(path, *args):
         if path.parent == root:
             raise PermissionError(13, "Permission denied", str(path))
         real_save(path, *args)
 
-    monkeypatch.setattr("digitlearn.readers._save_cache", save)
+    monkeypatch.setattr("digitlearn.data.readers._save_cache", save)
     load_dataset(root)
     assert not list(root.glob(".digitlearn-cache-*"))
     assert len(list((fresh_home / "cache").glob("*-native.safetensors"))) == 1

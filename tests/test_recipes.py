@@ -9,11 +9,11 @@ import torch
 from torch import nn
 
 from digitlearn import Callback, DigitlearnError, cross_entropy, load_dataset
-from digitlearn.data import Dataset, Split
+from digitlearn.data.dataset import Dataset, Split
 from digitlearn.models import MODELS
 from digitlearn.models.layers import ResBlock
-from digitlearn.recipes import RECIPES, Recipe, default_recipe, recipe_for
 from digitlearn.training import Augment, MixedPrecision
+from digitlearn.training.recipes import RECIPES, Recipe, default_recipe, recipe_for
 
 from .conftest import make_folder
 

@@ -5,9 +5,9 @@ import re
 
 from matplotlib.figure import Figure
 
-from digitlearn import reproduce as rp
+from digitlearn.chapter import reproduce as rp
+from digitlearn.chapter.report import write_report
 from digitlearn.cli import main
-from digitlearn.report import write_report
 
 
 def fake_step(ok: bool, text: str = "a step") -> list[rp.Step]:

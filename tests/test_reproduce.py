@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from digitlearn import reproduce as rp
+from digitlearn.chapter import reproduce as rp
 from digitlearn.cli import main
 from digitlearn.device import set_seed
 from digitlearn.models import linear1

@@ -19,9 +19,11 @@ from safetensors.torch import load_file, save
 from torch import nn
 
 from digitlearn import DigitlearnError, load_model, mlp
+from digitlearn.inference.predictor import Predictor
 from digitlearn.models import ARCHS, MODELS
-from digitlearn.predictor import Predictor
-from digitlearn.run_schema import (
+from digitlearn.models.saved import CONFIG, WEIGHTS, load_weights, save_model
+from digitlearn.runs.model import read_config
+from digitlearn.runs.schema import (
     ARCH_ARGUMENTS,
     ARGUMENTS,
     MAX_CONFIG_BYTES,
@@ -30,7 +32,6 @@ from digitlearn.run_schema import (
     outputs_bound,
     planned_model,
 )
-from digitlearn.runs import CONFIG, WEIGHTS, load_weights, read_config, save_model
 from tests.conftest import draw_digit, save_untrained
 
 # ---------------------------------------------------------------- saving and loading
@@ -90,7 +91,7 @@ def test_a_file_is_not_a_folder(tmp_path):
 
 def tiny_dataset(n_classes: int, size: int = 28):
     """A Dataset of one random image per class in each split: enough to build and save a run."""
-    from digitlearn.data import Dataset, Split
+    from digitlearn.data.dataset import Dataset, Split
 
     g = torch.Generator().manual_seed(0)
     x = torch.randint(0, 256, (n_classes, size, size), dtype=torch.uint8, generator=g)
@@ -108,8 +109,8 @@ RUNS = [
 @pytest.mark.parametrize(("recipe_name", "n_classes"), RUNS)
 def test_every_run_the_project_writes_loads(tmp_path, recipe_name, n_classes):
     # untrained, but written as `digitlearn train` writes it: the recipe's model, loss and input format
-    from digitlearn.recipes import RECIPES, default_recipe
-    from digitlearn.run_folder import save_run
+    from digitlearn.runs.folder import save_run
+    from digitlearn.training.recipes import RECIPES, default_recipe
 
     recipe = RECIPES.get(recipe_name) or default_recipe(recipe_name)
     ds = tiny_dataset(n_classes)
@@ -143,7 +144,7 @@ def test_large_models_within_the_total_are_planned_not_allocated():
 def test_the_outputs_bound_holds_and_spares_counting_for_mnist(recipe_name):
     from dataclasses import asdict
 
-    from digitlearn.recipes import RECIPES, default_recipe
+    from digitlearn.training.recipes import RECIPES, default_recipe
 
     recipe = RECIPES.get(recipe_name) or default_recipe(recipe_name)
     for side in (28, 64):
@@ -557,7 +558,7 @@ def test_predict_refuses_nan_weights_rather_than_print_nan(base_run, tmp_path, c
 
 
 def test_serve_refuses_to_start_on_a_broken_run(base_run, tmp_path, capsys, monkeypatch):
-    from digitlearn import serve
+    from digitlearn.inference import serve
     from digitlearn.cli import main
 
     monkeypatch.setattr(serve, "serve", lambda *args, **kwargs: pytest.fail("serve started"))

@@ -16,8 +16,8 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from digitlearn.cli import main
-from digitlearn.predictor import Predictor
-from digitlearn.serve import Limits, create_app
+from digitlearn.inference.predictor import Predictor
+from digitlearn.inference.serve import Limits, create_app
 from tests.conftest import draw_digit, encoded
 
 JSON = {"Content-Type": "application/json"}

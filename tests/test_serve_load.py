@@ -17,7 +17,7 @@ import httpx2 as httpx
 import pytest
 from PIL import Image
 
-from digitlearn.predictor import Predictor
+from digitlearn.inference.predictor import Predictor
 from tests.conftest import draw_digit, encoded
 from tests.test_serve import start_server
 

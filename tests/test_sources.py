@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from digitlearn import DatasetSpec, RemoteFile, fetch, load_dataset
+from digitlearn.data.sources import REGISTRY, download, extract_archive, register
 from digitlearn.errors import DataError, DownloadError
-from digitlearn.sources import REGISTRY, download, extract_archive, register
 
 from .conftest import make_folder
 
@@ -88,7 +88,7 @@ def offline(monkeypatch, fresh_home):
 def pauses(monkeypatch) -> list[float]:
     """The pauses between download attempts, taken from the clock: recorded, not slept."""
     slept = []
-    monkeypatch.setattr("digitlearn.sources.time.sleep", slept.append)
+    monkeypatch.setattr("digitlearn.data.sources.time.sleep", slept.append)
     return slept
 
 
@@ -290,7 +290,7 @@ def test_registry_lists_official_sources():
 
 
 def test_cache_home_defaults_to_user_cache(monkeypatch, tmp_path):
-    from digitlearn.sources import cache_home
+    from digitlearn.data.sources import cache_home
 
     monkeypatch.delenv("DIGITLEARN_HOME")
     monkeypatch.delenv("XDG_CACHE_HOME", raising=False)

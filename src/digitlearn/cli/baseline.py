@@ -19,7 +19,7 @@ def add_arguments(q: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..baseline import PixelSimilarity
+    from ..chapter.baseline import PixelSimilarity
 
     ds = load_data(args)
     model = PixelSimilarity(args.distance).fit(ds.train.x, ds.train.y, len(ds.classes))

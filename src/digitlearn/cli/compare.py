@@ -6,8 +6,8 @@ import time
 
 from ..jsondata import jsonable
 from ..models import MODELS
-from ..recipes import RECIPES, default_recipe
 from ..tables import table
+from ..training.recipes import RECIPES, default_recipe
 from .shared import Interrupted, add_data, add_device, add_seed, count, load_data
 
 NAME, HELP, TORCH = "compare", "train each model with its default recipe; one table of results", True
@@ -33,7 +33,7 @@ def add_arguments(q: argparse.ArgumentParser) -> None:
 
 
 def baseline_row(ds) -> dict:
-    from ..baseline import PixelSimilarity
+    from ..chapter.baseline import PixelSimilarity
 
     start = time.perf_counter()
     # RMSE: on ten classes it beats the chapter's L1 (0.82 against 0.67 on MNIST)

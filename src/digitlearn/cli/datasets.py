@@ -2,7 +2,7 @@
 
 import argparse
 
-from ..sources import REGISTRY, cache_home, mirror
+from ..data.sources import REGISTRY, cache_home, mirror
 from ..tables import table
 
 NAME, HELP, TORCH = "datasets", "list the known datasets and whether they are cached", False

@@ -25,10 +25,10 @@ def add_arguments(q: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..data import load_dataset
-    from ..interpret import Interpretation
-    from ..plots import save_figure
-    from ..predictor import Predictor
+    from ..data.dataset import load_dataset
+    from ..inference.interpret import Interpretation
+    from ..inference.predictor import Predictor
+    from ..plots.charts import save_figure
 
     out = Path(args.out) if args.out else None
     if out is not None and out.exists() and not out.is_dir():

@@ -18,7 +18,7 @@ def add_arguments(q: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..plots import save_figure
+    from ..plots.charts import save_figure
 
     recipe = recipe_from(args)
     learn = recipe.learner(load_data(args), args.seed, args.device, progress=not args.quiet)

@@ -10,7 +10,7 @@ from ..jsondata import jsonable
 from .shared import add_device, count
 
 if TYPE_CHECKING:
-    from ..predictor import Predictor
+    from ..inference.predictor import Predictor
 
 NAME, HELP, TORCH = "predict", "classify your own digit images (any size, format, colours)", True
 
@@ -47,8 +47,8 @@ def _read_numbers(predictor: "Predictor", files: list[str], as_json: bool) -> li
 
 def _warn_if_several(file: str) -> None:
     """An image of a number read as one digit gives a confident wrong answer: say so."""
-    from ..preprocess import clean
-    from ..segment import marks
+    from ..vision.prepare import clean
+    from ..vision.segment import marks
 
     n = len(marks(clean(file)))
     if n > 1:
@@ -60,7 +60,7 @@ def _warn_if_several(file: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..predictor import Predictor
+    from ..inference.predictor import Predictor
 
     predictor = Predictor.load(args.run_dir, args.device)
     if args.number:
@@ -87,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(jsonable(rows), indent=2))
     if args.show:
-        from ..plots import plot_predicted, save_figure
+        from ..plots.charts import plot_predicted, save_figure
 
         path = save_figure(plot_predicted(args.images, results), args.show)
         print(f"wrote {path}", file=sys.stderr if args.json else sys.stdout)

@@ -3,7 +3,7 @@
 import argparse
 
 from ..models import MODELS
-from ..recipes import RECIPES, Recipe, default_recipe
+from ..training.recipes import RECIPES, Recipe, default_recipe
 
 NAME, HELP, TORCH = "recipes", "list the named recipes and each model's default settings", False
 

@@ -16,8 +16,8 @@ def add_arguments(q: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..report import check_out, write_report
-    from ..reproduce import format_table, reproduce, status
+    from ..chapter.report import check_out, write_report
+    from ..chapter.reproduce import format_table, reproduce, status
 
     out = Path(args.out)
     check_out(out)  # before the work: a bad --out costs no run

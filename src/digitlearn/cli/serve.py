@@ -39,8 +39,8 @@ def add_arguments(q: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..predictor import Predictor
-    from ..serve import Limits, serve
+    from ..inference.predictor import Predictor
+    from ..inference.serve import Limits, serve
 
     predictor = Predictor.load(args.run_dir, args.device)
     given = {name: getattr(args, name) for name in LIMITS if getattr(args, name) is not None}

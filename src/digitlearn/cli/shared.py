@@ -6,12 +6,12 @@ import dataclasses
 import math
 from typing import TYPE_CHECKING, NoReturn
 
-from ..limits import MAX_LAYERS, MAX_SIZE, MAX_WIDTH
 from ..models import MODELS
-from ..recipes import RECIPES, Recipe, recipe_for
+from ..models.limits import MAX_LAYERS, MAX_SIZE, MAX_WIDTH
+from ..training.recipes import RECIPES, Recipe, recipe_for
 
 if TYPE_CHECKING:
-    from ..data import Dataset
+    from ..data.dataset import Dataset
 
 LOSS_NAMES = {"mnist": "mnist_loss", "bce": "bce_loss", "ce": "cross_entropy"}
 # recipe settings that a command-line flag of the same name replaces: every one but the description
@@ -184,7 +184,7 @@ def add_recipe(q: argparse.ArgumentParser) -> None:
 
 
 def load_data(args: argparse.Namespace) -> "Dataset":
-    from ..data import load_dataset
+    from ..data.dataset import load_dataset
 
     return load_dataset(args.data, size=args.size)
 

@@ -8,8 +8,8 @@ from ..tables import table
 from .shared import add_data, count, index_range, load_data, number
 
 if TYPE_CHECKING:
-    from ..baseline import PixelSimilarity
-    from ..data import Split
+    from ..chapter.baseline import PixelSimilarity
+    from ..data.dataset import Split
 
 NAME, HELP, TORCH = "show", "print an image's pixels and distances; draw images or class means", True
 
@@ -35,8 +35,8 @@ def add_arguments(q: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..baseline import PixelSimilarity, mnist_distance, rmse_distance
-    from ..plots import format_pixels, image_grid, save_figure
+    from ..chapter.baseline import PixelSimilarity, mnist_distance, rmse_distance
+    from ..plots.charts import format_pixels, image_grid, save_figure
 
     if args.means and not args.out:
         args.parser.error("--means needs --out FILE.png")
@@ -77,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
 def show_many(args: argparse.Namespace, shown: "Split", classes: list[str], model: "PixelSimilarity") -> int:
     """A line per image (name, class, nearest mean) and the figure: a dozen pixel tables would
     bury what was asked for."""
-    from ..plots import image_grid, save_figure
+    from ..plots.charts import image_grid, save_figure
 
     nearest = model.predict(shown.x).tolist()
     last = args.index + len(shown) - 1

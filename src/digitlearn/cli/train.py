@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import DigitlearnError
-from ..recipes import Recipe
+from ..training.recipes import Recipe
 from .shared import RECIPE_FLAGS, Interrupted, add_recipe, learning_rate, load_data, number, recipe_from
 
 if TYPE_CHECKING:
@@ -37,8 +37,8 @@ def add_arguments(q: argparse.ArgumentParser) -> None:
 
 def describe(recipe: Recipe, learn: "Learner", parallel: dict | None = None) -> str:
     """The settings of a run, in one line: what a reader needs to repeat it."""
-    from ..losses import describe as describe_loss
     from ..training import MixedPrecision
+    from ..training.losses import describe as describe_loss
 
     loss = describe_loss(learn.loss_func)["name"]
     parts = [
@@ -63,7 +63,7 @@ def describe(recipe: Recipe, learn: "Learner", parallel: dict | None = None) -> 
 
 def run(args: argparse.Namespace) -> int:
     from ..models.layers import n_params
-    from ..run_folder import check_run_dir, is_run_folder, new_run_dir, start_run
+    from ..runs.folder import check_run_dir, is_run_folder, new_run_dir, start_run
     from ..training.distributed import rank
 
     if args.resume:
@@ -108,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
 
 def resume(args: argparse.Namespace) -> int:
     """`--resume RUN_DIR`: rebuild the run from the settings its checkpoint records, then go on."""
-    from ..runs import CHECKPOINT, unfinished
+    from ..runs.checkpoint import CHECKPOINT, unfinished
     from ..training.checkpoint import read_checkpoint
     from ..training.distributed import rank
 
@@ -156,8 +156,8 @@ def _processes(learn: "Learner") -> Iterator[dict]:
 def _train(out: Path | None, learn: "Learner", recipe: Recipe, settings: dict, parallel: dict) -> int:
     """Fit, checkpointing into `out` after every epoch; then write the run folder there.
     `out` is None in the processes of a data-parallel run that write nothing."""
-    from ..run_folder import save_run
-    from ..training.checkpoint import Checkpoint
+    from ..runs.checkpoint import Checkpoint
+    from ..runs.folder import save_run
 
     checkpoint = [Checkpoint(out, {"run": settings})] if out is not None else []
     learn.add_cbs(checkpoint)

@@ -22,72 +22,30 @@ Every module but `learner` is independent of the loop: the Learner imports them,
 reverse.
 """
 
-from .augment import Augment, random_affine
-from .checkpoint import Checkpoint, read_checkpoint
-from .distributed import DistributedTraining
-from .events import (
-    EVENTS,
-    Callback,
-    CancelBatchException,
-    CancelEpochException,
-    CancelFitException,
-    CancelStepException,
-    CancelTrainException,
-    CancelValidateException,
-)
-from .guards import StopOnInterrupt, TerminateOnNaN, TrainingDiverged
-from .history import History
-from .learner import Learner, load_learner
-from .lr_finder import LRFinder, LRFindResult, suggest_lr
-from .precision import MixedPrecision
-from .progress import ProgressCallback, format_row, interactive
-from .recorder import CSVLogger, Recorder, metric_name, write_history
-from .schedules import ParamScheduler, cosine, joined, one_cycle
-from .skip_learned import SkipLearned
-from .summary import Summary, summarize
-from .tracking import EarlyStopping, SaveBestModel, TrackerCallback
-from .validate_at_end import ValidateAtEnd
+from .. import lazy_exports
 
-__all__ = [
-    "EVENTS",
-    "Augment",
-    "CSVLogger",
-    "Callback",
-    "CancelBatchException",
-    "CancelEpochException",
-    "CancelFitException",
-    "CancelStepException",
-    "CancelTrainException",
-    "CancelValidateException",
-    "Checkpoint",
-    "DistributedTraining",
-    "EarlyStopping",
-    "History",
-    "LRFindResult",
-    "LRFinder",
-    "Learner",
-    "MixedPrecision",
-    "ParamScheduler",
-    "ProgressCallback",
-    "Recorder",
-    "SaveBestModel",
-    "SkipLearned",
-    "StopOnInterrupt",
-    "Summary",
-    "TerminateOnNaN",
-    "TrackerCallback",
-    "TrainingDiverged",
-    "ValidateAtEnd",
-    "cosine",
-    "format_row",
-    "interactive",
-    "joined",
-    "load_learner",
-    "metric_name",
-    "one_cycle",
-    "random_affine",
-    "read_checkpoint",
-    "suggest_lr",
-    "summarize",
-    "write_history",
-]
+# imported on first use: the command line reads the recipes without loading torch
+__all__, __getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "augment": ("Augment", "random_affine"),
+        "checkpoint": ("read_checkpoint",),
+        "distributed": ("DistributedTraining",),
+        "events": (
+            "EVENTS", "Callback", "CancelBatchException", "CancelEpochException", "CancelFitException",
+            "CancelStepException", "CancelTrainException", "CancelValidateException",
+        ),
+        "guards": ("StopOnInterrupt", "TerminateOnNaN", "TrainingDiverged"),
+        "history": ("History",),
+        "learner": ("Learner",),
+        "lr_finder": ("LRFinder", "LRFindResult", "suggest_lr"),
+        "precision": ("MixedPrecision",),
+        "progress": ("ProgressCallback", "format_row", "interactive"),
+        "recorder": ("CSVLogger", "Recorder", "metric_name", "write_history"),
+        "schedules": ("ParamScheduler", "cosine", "joined", "one_cycle"),
+        "skip_learned": ("SkipLearned",),
+        "summary": ("Summary", "summarize"),
+        "tracking": ("EarlyStopping", "SaveBestModel", "TrackerCallback"),
+        "validate_at_end": ("ValidateAtEnd",),
+    },
+)  # fmt: skip

@@ -69,12 +69,13 @@ class Augment(Callback):
         self._fill = 0.0
 
     def before_fit(self, learn: Learner) -> None:
-        fmt = learn.dls.input_format or {}
-        if fmt.get("flat"):
+        fmt = learn.dls.input_format
+        if fmt is not None and fmt.flat:
             raise DigitlearnError(
                 "augmentation needs image-shaped inputs: make the DataLoaders with flat=False"
             )
-        self._fill = -fmt.get("mean", 0.0) / fmt.get("std", 1.0) if self.fill is None else self.fill
+        blank = -fmt.mean / fmt.std if fmt is not None else 0.0  # a 0 pixel, as the model sees it
+        self._fill = blank if self.fill is None else self.fill
 
     def before_batch(self, learn: Learner) -> None:
         if learn.training:

@@ -23,14 +23,13 @@ from torch.nn.parallel import DistributedDataParallel
 
 from ..errors import DigitlearnError
 from ..files import atomic_path
-from ..runs import CHECKPOINT, CHECKPOINT_KEY
 from .augment import Augment
-from .events import Callback, Learner
-from .recorder import write_history
+from .events import Learner
 from .skip_learned import SkipLearned
 from .tracking import SaveBestModel, TrackerCallback
 
 FORMAT = "digitlearn-checkpoint-1"
+CHECKPOINT_KEY = "digitlearn-checkpoint"  # the metadata entry holding the JSON part
 
 
 def unwrapped(model: torch.nn.Module) -> torch.nn.Module:
@@ -202,17 +201,3 @@ def restore(learn: Learner, resume: dict) -> None:
     """What `load_checkpoint` left for the start of `fit`: callbacks' states, then the generators."""
     _set_callback_states(learn, resume["callbacks"])
     _set_rng_state(learn, resume["rng"])  # last: nothing may draw between this and the first batch
-
-
-class Checkpoint(Callback):
-    """After every epoch, writes the checkpoint and history.csv into the folder `folder`."""
-
-    order = 85  # after the Recorder's row and the trackers' verdicts; before Ctrl-C stops the fit
-    in_lr_find = False
-
-    def __init__(self, folder: str | Path, extra: dict | None = None) -> None:
-        self.folder, self.extra = Path(folder), extra
-
-    def after_epoch(self, learn: Learner) -> None:
-        save_checkpoint(learn, self.folder / CHECKPOINT, self.extra)
-        write_history(learn.recorder, self.folder / "history.csv")

@@ -5,7 +5,6 @@ predict, loss, gradient (`backward`), step, repeat for every batch and epoch, st
 Everything else (recording, progress, schedules, early stopping, saving) is a callback.
 """
 
-import functools
 import math
 import os
 import sys
@@ -18,16 +17,12 @@ import torch
 from PIL import Image
 from torch import nn
 
-from ..data import InputFormat
+from ..data.loaders import DataLoaders
 from ..errors import DigitlearnError
 from ..hardware import fast_bf16, isa, keep_freed_memory
-from ..loaders import DataLoader, DataLoaders
-from ..losses import LOSSES, describe, mnist_loss, probabilities
 from ..models import ARCHS
-from ..optim import SGD, Optimizer
-from ..predictor import Predictor
-from ..preprocess import ImageSource
-from ..runs import load_model, load_weights, save_model
+from ..models.saved import load_weights, save_model
+from ..vision.prepare import ImageSource, to_mnist
 from .checkpoint import load_checkpoint, restore, save_checkpoint, unwrapped
 from .distributed import distributed
 from .events import (
@@ -42,7 +37,9 @@ from .events import (
 )
 from .guards import StopOnInterrupt, TerminateOnNaN
 from .history import History
+from .losses import describe, mnist_loss, probabilities
 from .lr_finder import LRFinder, LRFindResult
+from .optim import SGD, Optimizer
 from .precision import MixedPrecision
 from .progress import ProgressCallback
 from .recorder import Recorder, metric_name
@@ -293,20 +290,22 @@ class Learner:
 
         `item` is an image as the dataset holds it (H x W, uint8 or float in [0, 1]), prepared the
         way the DataLoaders prepared their inputs; or a person's image (a file path, its bytes, or
-        a Pillow image), first prepared the MNIST way. Both go through the `Predictor`, as they
-        would from a saved run. Anything else is an input the model takes as it is.
+        a Pillow image), first prepared the MNIST way, as a saved run's Predictor does. Anything
+        else is an input the model takes as it is.
         """
+        fmt = self.dls.input_format
         readable = isinstance(item, str | os.PathLike | bytes | Image.Image)
-        if readable or (self.dls.input_format and torch.as_tensor(item).ndim == 2):
-            if not self.dls.input_format:
-                raise DigitlearnError("this Learner's data has no image format: it cannot read image files")
-            predictor = Predictor(self.model, self.config(), self.device)
-            result = predictor.predict(item) if readable else predictor.classify(torch.as_tensor(item))
-            return result.label, result.index, result.probs
+        if readable and fmt is None:
+            raise DigitlearnError("this Learner's data has no image format: it cannot read image files")
+        if readable:
+            x = fmt(to_mnist(item, (fmt.height, fmt.width))[None])
+        elif fmt is not None and torch.as_tensor(item).ndim == 2:
+            x = fmt(torch.as_tensor(item)[None])
+        else:
+            x = torch.as_tensor(item)[None].float()
         self.model.eval()
         with torch.no_grad():
-            x = torch.as_tensor(item)[None].float().to(self.device)
-            probs = self.probabilities(self.model(x))[0].cpu()
+            probs = self.probabilities(self.model(x.to(self.device)))[0].cpu()
         index = int(probs.argmax())
         return (self.dls.classes[index] if self.dls.classes else index), index, probs
 
@@ -344,14 +343,21 @@ class Learner:
 
     def show_results(self, n: int = 9, ncols: int | None = None):
         """The first `n` validation images, each titled "target / prediction"; a matplotlib Figure."""
-        from ..interpret import Interpretation
-        from ..plots import image_grid
+        from ..plots.charts import image_grid
 
-        interp = Interpretation.from_learner(self)
-        n = min(n, len(interp.targets))
-        preds, targets = interp.preds[:n].tolist(), interp.targets[:n].tolist()
-        titles = [f"{interp.classes[t]} / {interp.classes[p]}" for t, p in zip(targets, preds, strict=True)]
-        return image_grid(interp.images[:n], titles, ncols)
+        fmt = self.dls.input_format
+        if fmt is None:
+            raise DigitlearnError("this Learner's data has no image format: it has no images to show")
+        probs, targets = self.get_preds()
+        n = min(n, len(targets))
+        classes = (
+            [str(c) for c in self.dls.classes]
+            if self.dls.classes
+            else [str(i) for i in range(probs.shape[1])]
+        )
+        pairs = zip(targets[:n].tolist(), probs[:n].argmax(1).tolist(), strict=True)
+        titles = [f"{classes[t]} / {classes[p]}" for t, p in pairs]
+        return image_grid(fmt.inverse(self.dls.valid.fields[0][:n]), titles, ncols)
 
     def __repr__(self) -> str:
         params = sum(p.numel() for p in self.model.parameters())
@@ -377,7 +383,7 @@ class Learner:
         return {
             "model": getattr(self.raw_model, "config", None),
             "classes": self.dls.classes,
-            "input": self.dls.input_format,
+            "input": self.dls.input_format.to_dict() if self.dls.input_format else None,
             "loss": describe(self.loss_func),
             "metrics": [metric_name(m) for m in self.metrics],
             **(extra or {}),
@@ -410,24 +416,6 @@ class Learner:
         self._resume = load_checkpoint(self, path)
         self.epochs_done = self._resume["epoch"]
         return self._resume["extra"]
-
-
-def load_learner(run_dir: str | Path, device: str | torch.device = "cpu") -> Learner:
-    """A Learner for inference from a saved run (`digitlearn train`'s folder, or `learn.save`):
-    the model with its weights, classes, input format and loss, and no data. `predict`,
-    `get_preds(dl)` and `summary` work on it; nothing is unpickled."""
-    model, config = load_model(run_dir)
-    fmt = config.get("input") or None
-    # no images, but of the model's input shape, which `summary` reads
-    x = InputFormat(**fmt)(torch.zeros(0, fmt["height"], fmt["width"])) if fmt else torch.zeros(0)
-    empty = DataLoader(x, torch.zeros(0, dtype=torch.long))
-    dls = DataLoaders(empty, empty, config.get("classes"), fmt)
-    loss = config.get("loss") or {"name": "cross_entropy"}
-    options = {k: v for k, v in loss.items() if k != "name"}
-    loss_func = LOSSES[loss["name"]]
-    if options:
-        loss_func = functools.partial(loss_func, **options)
-    return Learner(dls, model.to(device), loss_func=loss_func, progress=False)
 
 
 class _Gather(Callback):

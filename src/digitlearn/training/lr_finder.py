@@ -62,7 +62,7 @@ class LRFindResult:
 
     def plot(self):
         """Loss against learning rate (log scale), with the suggestion marked; a matplotlib Figure."""
-        from ..plots import plot_lr_find
+        from ..plots.charts import plot_lr_find
 
         return plot_lr_find(self.lrs, self.losses, self.suggestion)
 

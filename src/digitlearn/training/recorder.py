@@ -113,7 +113,7 @@ class Recorder(Callback):
 
     def plot_loss(self, skip_start: int = 5, with_valid: bool = True):
         """Training loss per batch (and validation loss per epoch) as a matplotlib Figure."""
-        from ..plots import plot_loss
+        from ..plots.charts import plot_loss
 
         return plot_loss(self, skip_start, with_valid)
 

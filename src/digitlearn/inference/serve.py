@@ -60,8 +60,8 @@ from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from .errors import DigitlearnError
-from .images import ImageError
+from ..errors import DigitlearnError
+from ..vision.images import ImageError
 from .predictor import NumberPrediction, Prediction, Predictor
 
 MAX_JSON_DEPTH = 32  # {"image": "..."} is 1 deep; Python's parser recurses once a level
@@ -261,7 +261,7 @@ def create_app(predictor: Predictor, limits: Limits = Limits()) -> FastAPI:
     # no /docs: its page loads scripts from a CDN, which an offline machine cannot reach
     app = FastAPI(title="digitlearn", docs_url=None, redoc_url=None)
     app.add_middleware(_ContainErrors)
-    static = files("digitlearn") / "static"
+    static = files("digitlearn.inference") / "static"
     page = (static / "index.html").read_text(encoding="utf-8")
     icon = (static / "favicon.svg").read_bytes()
     arch = (predictor.config.get("model") or {}).get("arch", "model")

@@ -5,14 +5,14 @@
 """
 
 import os
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
 
-from .errors import DataError
-from .files import shown
-from .loaders import DataLoader, DataLoaders
+from ..errors import DataError
+from ..files import shown
+from .loaders import DataLoader, DataLoaders, InputFormat
 from .readers import Size, read_path
 from .sources import REGISTRY, fetch
 
@@ -24,41 +24,6 @@ SPLIT_ALIASES = {
     "test": "valid",
     "testing": "valid",
 }
-
-
-@dataclass(frozen=True)
-class InputFormat:
-    """How uint8 images become model inputs: float32 in [0, 1], flat rows or (1, H, W) images,
-    optionally normalised as (x - mean) / std.
-
-    Saved with a trained model, so predicting needs no training data to prepare an image.
-    """
-
-    height: int
-    width: int
-    flat: bool = True
-    mean: float = 0.0
-    std: float = 1.0
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, H, W) uint8 (or float in [0, 1]) images as (N, H*W) or (N, 1, H, W) float32."""
-        if tuple(x.shape[-2:]) != (self.height, self.width):
-            raise DataError(
-                f"images are {x.shape[-2]}x{x.shape[-1]}, but the model takes {self.height}x{self.width}"
-            )
-        # in place on one fresh float copy: the same arithmetic as `(x.float() / 255 - mean) / std`,
-        # without a temporary as large as the data for each step (a third of a second on MNIST)
-        x = x.float().div_(255) if x.dtype == torch.uint8 else x.float().clone()
-        if (self.mean, self.std) != (0.0, 1.0):
-            x.sub_(self.mean).div_(self.std)
-        return (
-            x.reshape(-1, self.height * self.width)
-            if self.flat
-            else x.reshape(-1, 1, self.height, self.width)
-        )
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 @dataclass(frozen=True, repr=False)
@@ -157,7 +122,7 @@ class Dataset:
             device=device,
         )
         valid = DataLoader(fmt(self.valid.x), self.valid.y, bs=valid_bs or 2 * bs, device=device)
-        return DataLoaders(train, valid, list(self.classes), fmt.to_dict())
+        return DataLoaders(train, valid, list(self.classes), fmt)
 
     def __repr__(self) -> str:
         h, w = self.train.x.shape[1:]

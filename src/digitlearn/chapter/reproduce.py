@@ -22,21 +22,21 @@ from matplotlib.figure import Figure
 from torch import nn
 from tqdm import tqdm  # not tqdm.auto: without ipywidgets it warns in notebooks, for no gain
 
+from ..data.dataset import Dataset, load_dataset
+from ..data.loaders import DataLoader
+from ..device import set_seed
+from ..inference.interpret import Interpretation
+from ..jsondata import jsonable
+from ..models import linear1, simple_net
+from ..models.layers import n_params
+from ..plots.charts import image_grid, plot_curve, plot_fits, plot_functions, plot_pixels, plot_training
+from ..tables import table
+from ..training import Learner, interactive
+from ..training.losses import mnist_loss
+from ..training.metrics import batch_accuracy
+from ..training.optim import SGD, BasicOptim
+from ..training.recipes import default_recipe
 from .baseline import PixelSimilarity, mnist_distance, rmse_distance
-from .data import Dataset, load_dataset
-from .device import set_seed
-from .interpret import Interpretation
-from .jsondata import jsonable
-from .loaders import DataLoader
-from .losses import mnist_loss
-from .metrics import batch_accuracy
-from .models import linear1, simple_net
-from .models.layers import n_params
-from .optim import SGD, BasicOptim
-from .plots import image_grid, plot_curve, plot_fits, plot_functions, plot_pixels, plot_training
-from .recipes import default_recipe
-from .tables import table
-from .training import Learner, interactive
 
 TOLERANCE = 0.005  # how far below the chapter's accuracy a trained step may land and still pass
 # the chapter's example 3 (threes[1], train/3/10000.png), rows and columns 4:10, as it prints them

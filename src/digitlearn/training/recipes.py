@@ -12,17 +12,17 @@ from collections.abc import Callable
 from dataclasses import MISSING, asdict, dataclass, fields, replace
 from typing import TYPE_CHECKING
 
-from .errors import DigitlearnError
-from .jsondata import jsonable
-from .models import MODELS, ModelSpec
+from ..errors import DigitlearnError
+from ..jsondata import jsonable
+from ..models import MODELS, ModelSpec
 
 # The tables below are what the command line offers, and they need no torch: what builds a
 # Learner imports it when called, so `digitlearn --help` and `digitlearn recipes` answer at once.
 if TYPE_CHECKING:
     import torch
 
-    from .data import Dataset
-    from .training import History, Learner
+    from ..data.dataset import Dataset
+    from . import History, Learner
 
 
 # a sensible learning rate for each optimizer, when a recipe is switched to it
@@ -129,12 +129,12 @@ class Recipe:
         """The Learner this recipe describes for `ds`, on `device`, seeded before anything random."""
         import torch
 
-        from .device import pick_device, set_seed
-        from .hardware import fast_bf16
+        from ..device import pick_device, set_seed
+        from ..hardware import fast_bf16
+        from . import Augment, Learner, SkipLearned, ValidateAtEnd
         from .losses import LOSSES
         from .metrics import accuracy, batch_accuracy
         from .optim import SGD, Adam
-        from .training import Augment, Learner, SkipLearned, ValidateAtEnd
 
         if self.augment and self.spec.takes_flat:
             images = ", ".join(name for name, spec in MODELS.items() if not spec.takes_flat)

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 
 import torch
 
-from .errors import DigitlearnError
+from ..errors import DigitlearnError
 
 
 class Optimizer:

@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import torch
 
-from .errors import DigitlearnError
+from ..errors import DigitlearnError
 
 LossFunc = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 

@@ -14,12 +14,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .data import Dataset, InputFormat
-from .device import pick_device
-from .errors import DigitlearnError
-from .losses import LOSSES, probabilities
-from .preprocess import ImageSource, find_ink, to_mnist
-from .runs import load_model
+from ..data.dataset import Dataset, InputFormat
+from ..device import pick_device
+from ..errors import DigitlearnError
+from ..runs.model import load_model
+from ..training.losses import LOSSES, probabilities
+from ..vision.prepare import ImageSource, find_ink, to_mnist
 
 
 @dataclass
@@ -158,7 +158,7 @@ class Predictor:
 
     def predict_number(self, source: ImageSource) -> NumberPrediction:
         """Read every digit of an image, left to right (see `segment`): a number such as 4096."""
-        from .segment import read_digits
+        from ..vision.segment import read_digits
 
         found = find_ink(source)
         digits = read_digits(found.ink, self.probabilities, self.size)

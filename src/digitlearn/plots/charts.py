@@ -16,8 +16,8 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from .errors import DigitlearnError
-from .files import atomic_path
+from ..errors import DigitlearnError
+from ..files import atomic_path
 
 
 class InlineFigure(Figure):
@@ -299,7 +299,7 @@ def plot_predicted(files: list, results: list) -> Figure:
     import numpy as np
     from PIL import Image
 
-    from .images import open_image, to_gray
+    from ..vision.images import open_image, to_gray
 
     viewable = ("1", "L", "LA", "P", "PA", "RGB", "RGBA")  # Pillow modes matplotlib draws as they are
     originals = []

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 import torch
 
-from .data import Split
-from .errors import DigitlearnError
+from ..data.dataset import Split
+from ..errors import DigitlearnError
 
 
 def mnist_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

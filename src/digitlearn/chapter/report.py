@@ -17,10 +17,10 @@ import torch
 from jinja2 import Environment, PackageLoader, select_autoescape
 from matplotlib.figure import Figure
 
-from . import __version__
-from .errors import DigitlearnError
-from .files import atomic_dir
-from .jsondata import jsonable
+from .. import __version__
+from ..errors import DigitlearnError
+from ..files import atomic_dir
+from ..jsondata import jsonable
 from .reproduce import TOLERANCE, Reproduction
 
 # the report's sections of figures, in order: (title, figure names or name prefixes ending in "_")
@@ -92,7 +92,7 @@ def write_report(rep: Reproduction, out: str | Path) -> Path:
         for name, (caption, _) in rep.figures.items()
     ]
     env = Environment(
-        loader=PackageLoader("digitlearn", "templates"),
+        loader=PackageLoader("digitlearn.chapter", "templates"),
         autoescape=select_autoescape(["html.j2"]),
         trim_blocks=True,
         lstrip_blocks=True,

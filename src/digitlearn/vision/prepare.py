@@ -21,8 +21,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ..errors import DigitlearnError
 from . import images
-from .errors import DigitlearnError
 from .images import ImageError
 
 WORK_SIZE = 256  # pixels on the longer side; a digit needs no more to be read, and it bounds the time

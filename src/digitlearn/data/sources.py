@@ -25,8 +25,8 @@ from pathlib import Path, PurePosixPath
 
 from tqdm import tqdm  # not tqdm.auto: without ipywidgets it warns in notebooks, for no gain
 
-from .errors import DataError, DownloadError
-from .files import atomic_dir, atomic_path, remove_stale, shown
+from ..errors import DataError, DownloadError
+from ..files import atomic_dir, atomic_path, remove_stale, shown
 
 ARCHIVE_SUFFIXES = (".tgz", ".tar.gz", ".tar", ".zip")
 READ_SIZE = 1 << 16  # bytes per read of a download or of an archive's member

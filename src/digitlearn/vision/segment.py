@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .preprocess import fit
+from .prepare import fit
 
 INK = 0.3  # the level above which a cleaned pixel is a stroke, as in preprocess
 OVERLAP = 0.5  # strokes are one mark when their columns overlap by this much of the narrower's width

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .errors import DigitlearnError
+from ..errors import DigitlearnError
 
 # (cameras' MPO files open as JPEG)
 FORMATS = ("PNG", "JPEG", "BMP", "GIF", "WEBP", "TIFF")

@@ -9,13 +9,13 @@ if TYPE_CHECKING:
 
 def show_image(img: Any, title: str | None = None) -> "Figure":
     """One image (a tensor, an array or a Pillow image), gray, as a matplotlib Figure."""
-    from .plots import show_image as draw
+    from .charts import show_image as draw
 
     return draw(img, title)
 
 
 def show_images(imgs: Any, titles: list[str] | None = None, nrows: int | None = None) -> "Figure":
     """Several images in a grid (`nrows` rows, or as square as they fit), as a matplotlib Figure."""
-    from .plots import show_images as draw
+    from .charts import show_images as draw
 
     return draw(imgs, titles, nrows)

@@ -25,10 +25,10 @@ from typing import Any, NoReturn
 import torch
 from torch import nn
 
-from .errors import DigitlearnError
-from .limits import MAX_LAYERS, MAX_SIZE, MAX_WIDTH
-from .losses import LOSSES
-from .models import ARCHS, MODELS, ModelSpec, build_model
+from ..errors import DigitlearnError
+from ..models.limits import MAX_LAYERS, MAX_SIZE, MAX_WIDTH
+from ..training.losses import LOSSES
+from ..models import ARCHS, MODELS, ModelSpec, build_model
 
 # ---------------------------------------------------------------- limits
 
@@ -63,13 +63,6 @@ BINARY_LOSSES = ("mnist_loss", "bce_loss")  # one output: the probability of the
 INPUT_KEYS = ("height", "width", "flat", "mean", "std")
 LOSS_KEYS = ("name", "label_smoothing")
 
-# safetensors' names for the dtypes a model holds
-DTYPE_NAMES = {
-    torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16", torch.float64: "F64",
-    torch.int64: "I64", torch.int32: "I32", torch.int16: "I16", torch.int8: "I8", torch.uint8: "U8",
-    torch.bool: "BOOL",
-}  # fmt: skip
-WEIGHTS_HEADER_BYTES = 1 << 20  # the header beyond the data: about 100 bytes a tensor
 
 
 # ---------------------------------------------------------------- reading config.json
@@ -446,40 +439,3 @@ def check_blank_image(model: nn.Module, fmt: dict, file: Path) -> None:
             f"{file}: the model's outputs for a blank image are not finite (NaN or infinite): "
             "the weights are damaged (a batch norm's running_var below 0?)"
         )
-
-
-# ---------------------------------------------------------------- the weights
-
-
-def weights_limit(expected: dict[str, torch.Tensor]) -> int:
-    """The most bytes a safetensors file of exactly these tensors takes (8: the header's length)."""
-    return 8 + WEIGHTS_HEADER_BYTES + sum(t.numel() * t.element_size() for t in expected.values())
-
-
-def check_weights_header(header: dict[str, tuple[str, tuple[int, ...]]], expected: dict, file: Path) -> None:
-    """The file's tensors, as (dtype name, shape) by name, must be the model's: the same names,
-    shapes and dtypes (runs are saved from models as built: float32, and int64 counters)."""
-    missing, extra = sorted(expected.keys() - header.keys()), sorted(header.keys() - expected.keys())
-    wrong = sorted(k for k in expected.keys() & header.keys() if header[k][1] != tuple(expected[k].shape))
-    if missing or extra or wrong:
-        k = (missing or extra or wrong)[0]
-        problem = (
-            "missing"
-            if missing
-            else "unexpected"
-            if extra
-            else f"{header[k][1]} not {tuple(expected[k].shape)}"
-        )
-        raise DigitlearnError(f"{file} does not fit this model: tensor {k!r} is {problem}")
-    for k, t in expected.items():
-        want = DTYPE_NAMES.get(t.dtype, str(t.dtype))
-        if header[k][0] != want:
-            raise DigitlearnError(
-                f"{file}: tensor {k!r} must hold {want} numbers, as the model's does, not {header[k][0]}"
-            )
-
-
-def check_finite(state: dict[str, torch.Tensor], file: Path) -> None:
-    for k, t in state.items():
-        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
-            raise DigitlearnError(f"{file}: tensor {k!r} holds NaN or infinite values")

@@ -34,9 +34,9 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load, save_file
 from tqdm import tqdm  # not tqdm.auto: without ipywidgets it warns in notebooks, for no gain
 
-from . import images
-from .errors import DataError
-from .files import atomic_dir, atomic_path, remove_stale, shown
+from ..errors import DataError
+from ..files import atomic_dir, atomic_path, remove_stale, shown
+from ..vision import images
 from .sources import ARCHIVE_SUFFIXES, cache_home, expansion_limit, extract_archive
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")

@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from .data import Split
-from .errors import DigitlearnError
+from ..data.dataset import Split
+from ..errors import DigitlearnError
 from .predictor import Predictor
 
 if TYPE_CHECKING:  # matplotlib is imported by what draws, so interpreting alone does not pay for it
@@ -58,7 +58,7 @@ class Interpretation:
         x = dl.fields[0].detach().float().cpu()
         fmt = learn.dls.input_format
         if fmt:
-            x = (x * fmt["std"] + fmt["mean"]).reshape(-1, fmt["height"], fmt["width"])
+            x = fmt.inverse(x)
         classes = (
             [str(c) for c in learn.dls.classes]
             if learn.dls.classes
@@ -132,7 +132,7 @@ class Interpretation:
 
     def plot_confusion_matrix(self, normalize: bool = False, title: str | None = None) -> "Figure":
         """The confusion matrix as a figure, counts (or row shares, `normalize`) written in each cell."""
-        from .plots import InlineFigure
+        from ..plots.charts import InlineFigure
 
         cm = self.confusion_matrix().double()
         if normalize:
@@ -163,7 +163,7 @@ class Interpretation:
         """The `k` images with the largest losses, each titled predicted/actual/loss/probability of
         the prediction (fastai's layout), dark ink on light paper as in the book, in full rows
         where `k` allows (`grid_columns`)."""
-        from .plots import image_grid
+        from ..plots.charts import image_grid
 
         losses, idx = self.top_losses(k)
         preds, names = self.preds.tolist(), self.classes

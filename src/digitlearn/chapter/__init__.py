@@ -1,0 +1,6 @@
+"""The chapter: fastbook's chapter 4 end to end.
+
+baseline   pixel similarity: the ideal 3 and 7, and the distance to them
+reproduce  every step of the chapter, checked against the book's figures
+report     report.html, report.md and results.json from a reproduction
+"""
