@@ -116,3 +116,74 @@ def test_the_maps_for_newcomers_name_every_module():
             assert f"{path.name}`" in text or f"{path.stem}`" in text, (
                 f"{name} does not name {path.relative_to(PACKAGE)}"
             )
+
+
+# ---------------------------------------------------------------- layers
+
+# what each layer must never import (docs/architecture.md: layers point down)
+ABOVE = ("runs", "inference", "chapter", "cli")
+FORBIDDEN = {
+    "vision": ("data", "models", "training", "plots", *ABOVE),
+    "data": ("models", "training", *ABOVE),
+    "models": ("data", "vision", "training", "plots", *ABOVE),
+    "training": ABOVE,
+    "plots": ABOVE,
+    "runs": ABOVE[1:],
+    "inference": ("chapter", "cli"),
+    "chapter": ("cli",),
+}
+LAYERS = (*FORBIDDEN, "cli")
+ROOT_MODULES_AT_MOST = 6  # errors, hardware and device, and small helpers every layer uses
+
+
+def layer(module: str) -> str:
+    """The layer of a digitlearn module: its subpackage, or "root" for the modules beside them."""
+    if module == "digitlearn.__main__":  # `python -m digitlearn` is the command line
+        return "cli"
+    parts = module.split(".")
+    return parts[1] if len(parts) > 2 or (len(parts) == 2 and parts[1] in LAYERS) else "root"
+
+
+def violations(edges: dict[str, set[str]]) -> list[str]:
+    """Each import that points up a layer, as "importer -> imported"."""
+    found = []
+    for name, deps in edges.items():
+        mine = layer(name)
+        for dep in sorted(deps):
+            theirs = layer(dep)
+            if theirs == mine or dep == "digitlearn":
+                continue
+            up = (
+                theirs in FORBIDDEN.get(mine, ())
+                or (theirs == "cli")
+                or (mine == "root" and theirs != "root")
+            )
+            if up:
+                found.append(f"{name} -> {dep}")
+    return found
+
+
+def test_layers_only_point_down():
+    assert violations(graph()) == []
+
+
+def test_the_layer_check_finds_an_upward_import():
+    edges = {
+        "digitlearn.training.learner": {"digitlearn.inference.predictor", "digitlearn.models.saved"},
+        "digitlearn.data.readers": {"digitlearn.vision.images"},
+        "digitlearn.vision.images": {"digitlearn.data.readers"},
+        "digitlearn.chapter.report": {"digitlearn.cli.main"},
+        "digitlearn.errors": {"digitlearn.training.learner"},
+    }
+    assert violations(edges) == [
+        "digitlearn.training.learner -> digitlearn.inference.predictor",
+        "digitlearn.vision.images -> digitlearn.data.readers",
+        "digitlearn.chapter.report -> digitlearn.cli.main",
+        "digitlearn.errors -> digitlearn.training.learner",
+    ]
+
+
+def test_the_package_root_holds_only_shared_helpers():
+    root = [p.name for p in PACKAGE.glob("*.py") if p.name not in ("__init__.py", "__main__.py")]
+    assert len(root) <= ROOT_MODULES_AT_MOST, sorted(root)
+    assert {p.name for p in PACKAGE.iterdir() if p.is_dir() and (p / "__init__.py").exists()} == set(LAYERS)

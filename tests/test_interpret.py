@@ -89,8 +89,8 @@ def test_from_learner_recovers_the_images_and_matches_validate():
 @pytest.mark.parametrize("loss", ["cross_entropy", "mnist_loss"])
 def test_from_run_interprets_a_saved_model_as_the_learner_did(tmp_path, loss):
     from digitlearn import load_dataset
-    from digitlearn.training import losses
     from digitlearn.models import mlp
+    from digitlearn.training import losses
 
     from .conftest import make_folder
 

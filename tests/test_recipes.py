@@ -43,7 +43,7 @@ def test_recipe_for_and_overrides():
     assert recipe_for("fast", "mlp").hidden is None  # the mlp's own layer sizes, not lenet's
     changed = RECIPES["fast"].updated(epochs=5, lr=None, augment=True)
     assert (changed.epochs, changed.lr, changed.augment) == (5, RECIPES["fast"].lr, True)
-    with pytest.raises(DigitlearnError, match="unknown recipe settings: colour"):
+    with pytest.raises(DigitlearnError, match="unknown recipe settings for lenet: colour"):
         RECIPES["fast"].updated(colour="red")
     with pytest.raises(DigitlearnError, match="unknown recipe 'slow' \\(known: fast, best\\)"):
         recipe_for("slow", None)
@@ -161,7 +161,7 @@ def test_to_dict_records_only_the_layer_settings_the_model_takes():
 
     assert layer_keys("simple_net") == set() and layer_keys("linear") == {"init_std"}
     assert layer_keys("mlp") == {"hidden"} and layer_keys("lenet") == {"channels", "hidden"}
-    assert layer_keys("resnet") == {"channels"} and layer_keys("cnn") == {"channels"}
+    assert layer_keys("resnet") == set() and layer_keys("cnn") == {"channels"}  # resnet: its builder's
     settings = default_recipe("simple_net").to_dict()
     assert (settings["epochs"], settings["lr"], settings["model"]) == (40, 0.1, "simple_net")  # the rest kept
 

@@ -20,12 +20,10 @@ from torch import nn
 
 from digitlearn import DigitlearnError, load_model, mlp
 from digitlearn.inference.predictor import Predictor
-from digitlearn.models import ARCHS, MODELS
+from digitlearn.models import MODELS, register_model
 from digitlearn.models.saved import CONFIG, WEIGHTS, load_weights, save_model
 from digitlearn.runs.model import read_config
 from digitlearn.runs.schema import (
-    ARCH_ARGUMENTS,
-    ARGUMENTS,
     MAX_CONFIG_BYTES,
     MAX_NUMBERS,
     count_outputs,
@@ -122,10 +120,15 @@ def test_every_run_the_project_writes_loads(tmp_path, recipe_name, n_classes):
     assert all(torch.equal(loaded[k], v.cpu()) for k, v in learn.model.state_dict().items())
 
 
-def test_every_builder_argument_has_a_rule():
-    for arch, builder in ARCHS.items():
-        for name in inspect.signature(builder).parameters:
-            assert name in ARGUMENTS or (arch, name) in ARCH_ARGUMENTS, f"{arch}({name}=...) has no bounds"
+def test_every_builder_argument_has_bounds_or_the_model_is_not_registered():
+    for spec in MODELS.values():
+        assert set(inspect.signature(spec.builder).parameters) == set(spec.arguments()), spec.name
+    with pytest.raises(DigitlearnError, match="model wide: argument 'width' has no Option"):
+
+        @register_model("wide", inputs="flat", size_arg="n_in")
+        def wide(n_in: int = 784, n_out: int = 10, width: int = 3): ...
+
+    assert "wide" not in MODELS
 
 
 def image_format(side: int, flat: bool) -> dict:
@@ -558,8 +561,8 @@ def test_predict_refuses_nan_weights_rather_than_print_nan(base_run, tmp_path, c
 
 
 def test_serve_refuses_to_start_on_a_broken_run(base_run, tmp_path, capsys, monkeypatch):
-    from digitlearn.inference import serve
     from digitlearn.cli import main
+    from digitlearn.inference import serve
 
     monkeypatch.setattr(serve, "serve", lambda *args, **kwargs: pytest.fail("serve started"))
     mutate = setting("classes", ["3", "7"])

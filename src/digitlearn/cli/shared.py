@@ -6,16 +6,20 @@ import dataclasses
 import math
 from typing import TYPE_CHECKING, NoReturn
 
-from ..models import MODELS
-from ..models.limits import MAX_LAYERS, MAX_SIZE, MAX_WIDTH
+from ..models import MODELS, Option
+from ..models.limits import MAX_SIZE
 from ..training.recipes import RECIPES, Recipe, recipe_for
 
 if TYPE_CHECKING:
     from ..data.dataset import Dataset
 
 LOSS_NAMES = {"mnist": "mnist_loss", "bce": "bce_loss", "ce": "cross_entropy"}
-# recipe settings that a command-line flag of the same name replaces: every one but the description
-RECIPE_FLAGS = tuple(f.name for f in dataclasses.fields(Recipe) if f.name != "about")
+# recipe settings that a command-line flag of the same name replaces: every one but the
+# description, and each option a model declares in its registration
+RECIPE_FLAGS = (
+    *(f.name for f in dataclasses.fields(Recipe) if f.name not in ("about", "options")),
+    *dict.fromkeys(s for spec in MODELS.values() for s in spec.settings),
+)
 
 
 class Interrupted(Exception):
@@ -76,19 +80,6 @@ def index_range(text: str) -> slice:
     return slice(start, stop)
 
 
-def layer_sizes(text: str) -> tuple[int, ...]:
-    try:
-        sizes = tuple(int(p) for p in text.split(","))
-    except ValueError:
-        sizes = ()
-    if not 0 < len(sizes) <= MAX_LAYERS or not all(1 <= n <= MAX_WIDTH for n in sizes):
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a list of layer sizes like 100 or 200,100 (1 to {MAX_WIDTH} each, "
-            f"at most {MAX_LAYERS} layers)"
-        )
-    return sizes
-
-
 count = number(int, 1, 2**31 - 1)  # epochs, batches, images...
 probability = number(float, 0, 1)
 fraction = number(float, 0, 1, high_open=True)  # momentum, label smoothing
@@ -144,11 +135,7 @@ def add_recipe(q: argparse.ArgumentParser) -> None:
     images = ", ".join(name for name, spec in MODELS.items() if not spec.takes_flat)
     q.add_argument("--recipe", choices=list(RECIPES), help="a named recipe (see `digitlearn recipes`)")
     q.add_argument("--model", choices=list(MODELS), help="default: the recipe's model, else simple_net")
-    q.add_argument("--hidden", type=layer_sizes, help="hidden layer sizes (mlp, lenet), e.g. 200,100")
-    q.add_argument(
-        "--init-std", type=number(float, 0, 100, low_open=True), help="linear: std of the initial weights"
-    )
-    q.add_argument("--channels", type=layer_sizes, help=f"channels per stage ({images}), e.g. 16,32,64")
+    add_model_options(q)
     q.add_argument("--bs", type=number(int, 1, 65536), help="batch size")
     q.add_argument("--opt", choices=["sgd", "adam"], help="optimizer (adam has decoupled weight decay)")
     q.add_argument("--mom", type=fraction, help="momentum (sgd, default 0) or beta1 (adam, default 0.9)")
@@ -180,6 +167,37 @@ def add_recipe(q: argparse.ArgumentParser) -> None:
     q.add_argument("--quiet", action="store_true", help="no progress display")
 
 
+def add_model_options(q: argparse.ArgumentParser) -> None:
+    """A flag for each option the registered models declare (`--channels`, `--hidden`...), with
+    its bounds; an option several models declare is one flag, checked again by the recipe
+    against the chosen model's own bounds."""
+    users: dict[str, list[str]] = {}
+    declared: dict[str, Option] = {}
+    for name, spec in MODELS.items():
+        for setting, arg in spec.settings.items():
+            users.setdefault(setting, []).append(name)
+            declared.setdefault(setting, spec.options[arg])
+    for setting, option in declared.items():
+        q.add_argument(
+            "--" + setting.replace("_", "-"),
+            type=option_type(option),
+            metavar="N,N" if option.kind == "sizes" else "N",
+            help=f"{option.help} ({', '.join(users[setting])})",
+        )
+
+
+def option_type(option: Option):
+    """An argument type that parses and bounds a model option."""
+
+    def parse(text: str):
+        try:
+            return option.parse(text)
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+
+    return parse
+
+
 # ---------------------------------------------------------------- reading the options
 
 
@@ -189,8 +207,13 @@ def load_data(args: argparse.Namespace) -> "Dataset":
     return load_dataset(args.data, size=args.size)
 
 
-def recipe_from(args: argparse.Namespace) -> Recipe:
-    """The named recipe (or the model's default one), each flag the user gave replacing its setting."""
+def recipe_flags(args: argparse.Namespace) -> dict:
+    """The recipe settings the user gave as flags (None for those not given)."""
     flags = {k: getattr(args, k, None) for k in RECIPE_FLAGS}
     flags["loss"] = LOSS_NAMES.get(flags["loss"])
-    return recipe_for(args.recipe, args.model).updated(**flags)
+    return flags
+
+
+def recipe_from(args: argparse.Namespace) -> Recipe:
+    """The named recipe (or the model's default one), each flag the user gave replacing its setting."""
+    return recipe_for(args.recipe, args.model).updated(**recipe_flags(args))

@@ -3,14 +3,18 @@
 from collections.abc import Sequence
 from typing import Any
 
+from .limits import MAX_LAYERS, MAX_WIDTH
+from .options import Option
 from .registry import register_model
+
+HIDDEN = Option("sizes", 1, MAX_WIDTH, "hidden layer sizes, e.g. 200,100", count=(0, MAX_LAYERS))
 
 
 @register_model(
     "linear",
     inputs="flat",
     size_arg="n_in",
-    options=("init_std",),
+    options={"std": Option("float", 0, 100, "std of the initial weights", setting="init_std")},
     recipe={
         "epochs": 20,
         "lr": 1.0,
@@ -30,6 +34,7 @@ def linear1(n_in: int = 28 * 28, n_out: int = 1, std: float = 1.0) -> Any:
     "simple_net",
     inputs="flat",
     size_arg="n_in",
+    options={"n_hidden": Option("int", 1, MAX_WIDTH, "hidden units")},
     recipe={"epochs": 40, "lr": 0.1, "about": "the chapter's simple_net: plain SGD at lr 0.1 for 40 epochs"},
 )
 def simple_net(n_in: int = 28 * 28, n_hidden: int = 30, n_out: int = 1) -> Any:
@@ -43,7 +48,7 @@ def simple_net(n_in: int = 28 * 28, n_hidden: int = 30, n_out: int = 1) -> Any:
     "mlp",
     inputs="flat",
     size_arg="n_in",
-    options=("hidden",),
+    options={"hidden": HIDDEN, "dropout": Option("float", 0, 1, "dropout after each hidden layer")},
     recipe={
         "epochs": 3,
         "lr": 5e-3,

@@ -4,3 +4,4 @@ loader (what it lets a config.json build), so every run the one trains, the othe
 MAX_SIZE = 1024  # image side: MNIST is 28; beyond this, one image is megabytes of floats
 MAX_WIDTH = 4096  # channels or units of one layer
 MAX_LAYERS = 16
+MAX_CLASSES = MAX_WIDTH  # one output per class: the output layer is a layer

@@ -4,6 +4,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..errors import DigitlearnError
+from .flat import HIDDEN
+from .limits import MAX_WIDTH
+from .options import Option
 from .registry import register_model
 
 # the fast recipe (recipes.RECIPES["fast"]) is this model's default, and best its wider form
@@ -27,7 +30,11 @@ FAST_RECIPE = {
 
 
 @register_model(
-    "lenet", inputs="image", size_arg="in_size", options=("channels", "hidden"), recipe=FAST_RECIPE
+    "lenet",
+    inputs="image",
+    size_arg="in_size",
+    options={"channels": Option("sizes", 1, MAX_WIDTH, "channels per stage, e.g. 8,32"), "hidden": HIDDEN},
+    recipe=FAST_RECIPE,
 )
 def lenet(
     n_out: int = 10,

@@ -2,14 +2,19 @@
 
 A model is registered where it is defined, by decorating its builder:
 
-    @register_model("lenet", inputs="image", size_arg="in_size", options=("channels", "hidden"),
+    @register_model("lenet", inputs="image", size_arg="in_size",
+                    options={"channels": Option("sizes", 1, MAX_WIDTH, "channels per stage")},
                     recipe={"epochs": 3, "lr": 0.01, ...})
-    def lenet(n_out=10, channels=(8, 24), hidden=(128,), in_size=(28, 28)): ...
+    def lenet(n_out=10, channels=(8, 24), in_size=(28, 28)): ...
 
 `inputs` is "flat" (rows of H*W pixels) or "image" ((1, H, W) maps); `size_arg` names the builder
 argument that takes the image size (n_in for flat models, in_size for images, None if any size
-will do); `options` are the recipe settings the builder takes as arguments of the same name
-(`init_std` is linear1's `std`); `recipe` is the model's default recipe, as settings.
+will do); `options` declares every other argument but `n_out`, with its type and bounds (see
+`options.Option`): each is a recipe setting and a command-line flag, and is checked when a saved
+run is loaded. `recipe` is the model's default recipe, as settings.
+
+Every module in this folder is imported when the package is (`models/__init__.py`), so a model
+is one new file here.
 
 A built model carries `config` = {"arch": builder name, **arguments}: a saved model is rebuilt from
 JSON by name (`build_model`), so loading never runs code from a file. Builders import torch only
@@ -24,9 +29,7 @@ from typing import Any, Literal
 
 from ..errors import DigitlearnError
 from ..jsondata import jsonable
-
-# recipe settings whose builder argument has another name
-ARGUMENT_NAMES = {"init_std": "std"}
+from .options import N_OUT, SIZE_ARGS, Option
 
 
 @dataclass(frozen=True)
@@ -37,7 +40,7 @@ class ModelSpec:
     builder: Callable[..., Any]  # returns an nn.Module carrying `config`
     inputs: Literal["flat", "image"]
     size_arg: str | None
-    options: tuple[str, ...]
+    options: dict[str, Option]  # by builder argument
     recipe: dict
 
     @property
@@ -49,12 +52,21 @@ class ModelSpec:
     def takes_flat(self) -> bool:
         return self.inputs == "flat"
 
+    @property
+    def settings(self) -> dict[str, str]:
+        """The recipe settings this model takes, each with the builder argument it sets."""
+        return {opt.setting or arg: arg for arg, opt in self.options.items()}
+
+    def arguments(self) -> dict[str, Option]:
+        """Every builder argument with its bounds: n_out, the size argument, and the options."""
+        size = {self.size_arg: SIZE_ARGS[self.size_arg]} if self.size_arg else {}
+        return {"n_out": N_OUT, **size, **self.options}
+
     def build(self, n_out: int, size: tuple[int, int], settings: dict) -> Any:
         """A fresh model for images of `size` and `n_out` outputs; `settings` are recipe settings
         (those this model has no option for, and those that are None, are left out)."""
-        kwargs = {
-            ARGUMENT_NAMES.get(k, k): v for k, v in settings.items() if k in self.options and v is not None
-        }
+        names = self.settings
+        kwargs = {names[k]: v for k, v in settings.items() if k in names and v is not None}
         if self.size_arg == "n_in":
             kwargs["n_in"] = size[0] * size[1]
         elif self.size_arg:
@@ -70,13 +82,23 @@ def register_model(
     name: str,
     inputs: Literal["flat", "image"],
     size_arg: str | None,
-    options: tuple[str, ...] = (),
+    options: dict[str, Option] | None = None,
     recipe: dict | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register the decorated builder as model `name` (see the module's docstring)."""
+    if size_arg not in (None, *SIZE_ARGS):
+        raise DigitlearnError(
+            f"model {name}: size_arg is one of {', '.join(SIZE_ARGS)} or None, not {size_arg!r}"
+        )
 
     def register(fn: Callable[..., Any]) -> Callable[..., Any]:
         sig = inspect.signature(fn)
+        declared = {"n_out", *([size_arg] if size_arg else []), *(options or {})}
+        undeclared = [p for p in sig.parameters if p not in declared]
+        if undeclared or "n_out" not in sig.parameters:
+            # every argument is checked when a saved run is loaded, so each needs its bounds
+            what = f"argument {undeclared[0]!r} has no Option" if undeclared else "it takes no n_out"
+            raise DigitlearnError(f"model {name}: {what} (see digitlearn.models.registry)")
 
         @functools.wraps(fn)
         def build(*args, **kwargs) -> Any:
@@ -86,7 +108,7 @@ def register_model(
             model.config = {"arch": fn.__name__, **jsonable(bound.arguments)}
             return model
 
-        MODELS[name] = ModelSpec(name, build, inputs, size_arg, tuple(options), dict(recipe or {}))
+        MODELS[name] = ModelSpec(name, build, inputs, size_arg, dict(options or {}), dict(recipe or {}))
         ARCHS[fn.__name__] = build
         return build
 

@@ -1,17 +1,23 @@
 """The compact ResNet (`resnet`): the chapter's resnet18, resized for small grey images."""
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
+from .limits import MAX_LAYERS
+from .options import Option
 from .registry import register_model
-from .strided import CNN_RECIPE
+from .strided import CHANNELS, CNN_RECIPE
 
 
 @register_model(
     "resnet",
     inputs="image",
     size_arg=None,  # global average pooling takes any size
-    options=("channels",),
+    options={
+        "channels": replace(CHANNELS, first_low=2),  # the stem has channels[0] // 2
+        "blocks": Option("int", 1, MAX_LAYERS, "residual blocks per stage"),
+    },
     recipe={
         **CNN_RECIPE,
         "epochs": 5,

@@ -3,7 +3,11 @@
 from collections.abc import Sequence
 from typing import Any
 
+from .limits import MAX_WIDTH
+from .options import Option
 from .registry import register_model
+
+CHANNELS = Option("sizes", 1, MAX_WIDTH, "channels per stage, e.g. 16,32,64")
 
 # the CNN's default recipe, which the ResNet's starts from
 CNN_RECIPE = {
@@ -25,7 +29,7 @@ def halved(size: int, kernel: int) -> int:
     return (size + 2 * (kernel // 2) - kernel) // 2 + 1
 
 
-@register_model("cnn", inputs="image", size_arg="in_size", options=("channels",), recipe=CNN_RECIPE)
+@register_model("cnn", inputs="image", size_arg="in_size", options={"channels": CHANNELS}, recipe=CNN_RECIPE)
 def cnn(n_out: int = 10, channels: Sequence[int] = (16, 32, 64), in_size: Sequence[int] = (28, 28)) -> Any:
     """A small CNN: stride-2 convolutions (5x5, then 3x3) with batch norm, then one linear layer.
 

@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from ..errors import DigitlearnError
-from ..models.limits import MAX_LAYERS, MAX_SIZE, MAX_WIDTH
+from ..models.limits import MAX_CLASSES, MAX_SIZE
 from ..training.losses import LOSSES
 from ..models import ARCHS, MODELS, ModelSpec, build_model
 
@@ -38,8 +38,7 @@ MAX_CONFIG_BYTES = 1 << 20
 MAX_DEPTH = 32  # deeper nesting is no config's, and Python's parser recurses on it
 MAX_NUMBER_CHARS = 40  # int() of thousands of digits takes long, then refuses
 
-# the command line's bounds (limits.py) apply here too, so every run it trains loads
-MAX_CLASSES = MAX_WIDTH  # one output per class: the output layer is a layer
+# the command line's bounds (models.limits) apply here too, so every run it trains loads
 MAX_NAME_CHARS = 255  # a class is named by a folder, and a file name has at most 255 bytes
 
 # A total that no per-field bound gives (16 layers of 4096 channels at 1024x1024 would take
@@ -205,35 +204,10 @@ class Check:
 
 # ---------------------------------------------------------------- the model's arguments
 
-Rule = Callable[[Check, str, Any], object]
-
-
-def _resnet_channels(check: Check, field: str, value: Any) -> object:
-    channels = check.sizes(field, value, (1, MAX_LAYERS), 1, MAX_WIDTH)
-    if channels[0] < 2:  # its stem has channels[0] // 2 channels
-        check.fail(f"{field}[0]", f"a whole number from 2 to {MAX_WIDTH:,} (the stem has half as many)", 1)
-    return channels
-
-
-# by builder argument name; a test checks that every registered builder's arguments have one
-ARGUMENTS: dict[str, Rule] = {
-    "n_in": lambda c, f, v: c.whole(f, v, 1, MAX_SIZE * MAX_SIZE),
-    "n_out": lambda c, f, v: c.whole(f, v, 1, MAX_CLASSES),
-    "n_hidden": lambda c, f, v: c.whole(f, v, 1, MAX_WIDTH),
-    "hidden": lambda c, f, v: c.sizes(f, v, (0, MAX_LAYERS), 1, MAX_WIDTH),
-    "channels": lambda c, f, v: c.sizes(f, v, (1, MAX_LAYERS), 1, MAX_WIDTH),
-    "in_size": lambda c, f, v: c.sizes(f, v, (2, 2), 1, MAX_SIZE),
-    "blocks": lambda c, f, v: c.whole(f, v, 1, MAX_LAYERS),
-    "dropout": lambda c, f, v: c.number(f, v, 0, 1),
-    "std": lambda c, f, v: c.number(f, v, -100, 100),  # only the first weights; the saved ones replace them
-}
-# where one builder's argument is narrower than the name's usual rule
-ARCH_ARGUMENTS: dict[tuple[str, str], Rule] = {("resnet", "channels"): _resnet_channels}
-
 
 def check_model(check: Check, value: Any) -> dict:
     """The model's config with every argument of its builder (the builder's default for those not
-    given, as building would use it), each checked."""
+    given, as building would use it), each checked against the bounds its registration declares."""
     if not isinstance(value, dict):
         check.fail("model", "an object naming an architecture and its arguments", value)
     archs = sorted(ARCHS)
@@ -246,9 +220,14 @@ def check_model(check: Check, value: Any) -> dict:
     if unknown:
         check.error(f"model.{unknown[0]} is not an argument of {arch} (its arguments: {', '.join(params)})")
     full = {name: args.get(name, p.default) for name, p in params.items()}
+    bounds = spec_of(arch).arguments()
     for name, arg in full.items():
-        rule = ARCH_ARGUMENTS.get((arch, name)) or ARGUMENTS[name]
-        rule(check, f"model.{name}", _MISSING if arg is inspect.Parameter.empty else arg)
+        if arg is inspect.Parameter.empty:
+            check.fail(f"model.{name}", bounds[name].describe())
+        found = bounds[name].problem(arg)
+        if found:
+            where, what, bad = found
+            check.fail(f"model.{name}{where}", what, bad)
     return {"arch": arch, **full}
 
 

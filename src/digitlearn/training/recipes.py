@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from dataclasses import MISSING, asdict, dataclass, fields, replace
-from typing import TYPE_CHECKING
+from dataclasses import MISSING, dataclass, field, fields, replace
+from typing import TYPE_CHECKING, Any
 
 from ..errors import DigitlearnError
 from ..jsondata import jsonable
@@ -29,9 +29,13 @@ if TYPE_CHECKING:
 OPTIMIZER_LR = {"sgd": 0.1, "adam": 1e-3}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False, repr=False)
 class Recipe:
-    """Everything `digitlearn train` needs to know besides the data."""
+    """Everything `digitlearn train` needs to know besides the data.
+
+    Besides the settings below, a recipe takes the options its model declares in its registration
+    (`channels=(8, 32)` for lenet), kept in `options` and read as attributes (`recipe.channels`).
+    """
 
     model: str
     epochs: int
@@ -48,22 +52,57 @@ class Recipe:
     augment: bool = False  # random shifts, rotations and zooms of each training batch
     normalize: bool = False  # inputs scaled to mean 0, std 1 by the training pixels' statistics
     precision: str = "fp32"  # fp32, bf16, or auto (bf16 where the hardware runs it fast)
-    init_std: float = 1.0  # linear: weights and bias start as randn * init_std (the chapter's 1.0)
-    # layer sizes, for the models whose registration lists them as options (None: its default)
-    hidden: tuple[int, ...] | None = None  # hidden linear layers
-    channels: tuple[int, ...] | None = None  # channels per convolutional stage
     skip_learned: float = 0.0  # > 0: after the first epoch, train only on examples whose true class
     # the model gave a probability below this when it last saw them (see callbacks.SkipLearned)
     validate: str = "each"  # each: after every epoch; last: after the last epoch only
+    options: dict = field(default_factory=dict)  # the model's own settings: channels, hidden...
     about: str = ""
+
+    def __init__(self, model: str, epochs: int, lr: float, **settings: Any) -> None:
+        own = {f.name for f in fields(Recipe)}
+        options = dict(settings.pop("options", None) or {})
+        options.update({k: settings.pop(k) for k in list(settings) if k not in own})
+        given = {"model": model, "epochs": epochs, "lr": lr, **settings}
+        for f in fields(Recipe):
+            if f.name not in given and f.default is MISSING and f.default_factory is MISSING:
+                raise TypeError(f"Recipe needs {f.name}")
+            default = f.default_factory() if f.default_factory is not MISSING else f.default
+            object.__setattr__(self, f.name, given.get(f.name, default))
+        # JSON has no tuples: layer sizes read back from a file are lists
+        options = {k: tuple(v) if isinstance(v, list) else v for k, v in options.items() if v is not None}
+        object.__setattr__(self, "options", options)
+        if model in MODELS:
+            self._check_options()
+
+    def _check_options(self) -> None:
+        takes = self.spec.settings
+        unknown = sorted(set(self.options) - set(takes))
+        if unknown:
+            raise DigitlearnError(
+                f"unknown recipe settings for {self.model}: {', '.join(unknown)} "
+                f"(its options: {', '.join(takes) or 'none'})"
+            )
+        for name, value in self.options.items():
+            found = self.spec.options[takes[name]].problem(value)
+            if found:
+                where, what, bad = found
+                raise DigitlearnError(f"recipe setting {name}{where} must be {what}, not {bad!r}")
+
+    def __getattr__(self, name: str) -> Any:
+        # a model option not set reads as None (the builder's default), as the fields once did
+        if name != "options" and any(name in spec.settings for spec in MODELS.values()):
+            return self.options.get(name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def __repr__(self) -> str:
         # the settings that differ from the defaults: the dataclass's repr lists all twenty
         shown = [
             f"{f.name}={getattr(self, f.name)!r}"
             for f in fields(self)
-            if f.name != "about" and (f.default is MISSING or getattr(self, f.name) != f.default)
+            if f.name not in ("about", "options")
+            and (f.default is MISSING or getattr(self, f.name) != f.default)
         ]
+        shown += [f"{k}={v!r}" for k, v in self.options.items()]
         return f"Recipe({', '.join(shown)})"
 
     def updated(self, **changes: object) -> Recipe:
@@ -72,11 +111,12 @@ class Recipe:
         Another optimizer without a learning rate gets that optimizer's usual one (`OPTIMIZER_LR`):
         the recipe's rate was chosen for its own optimizer.
         """
-        known = {f.name for f in fields(self)}
+        changes = {k: v for k, v in changes.items() if v is not None}
+        model = changes.get("model", self.model)
+        known = {f.name for f in fields(self)} | set(MODELS[model].settings if model in MODELS else ())
         unknown = sorted(set(changes) - known)
         if unknown:
-            raise DigitlearnError(f"unknown recipe settings: {', '.join(unknown)}")
-        changes = {k: v for k, v in changes.items() if v is not None}
+            raise DigitlearnError(f"unknown recipe settings for {model}: {', '.join(unknown)}")
         if changes.get("opt", self.opt) != self.opt and "lr" not in changes:
             changes["lr"] = OPTIMIZER_LR.get(changes["opt"], self.lr)
         return replace(self, **changes)
@@ -87,11 +127,16 @@ class Recipe:
         return self.mom if self.mom is not None else 0.9 if self.opt == "adam" else 0.0
 
     def to_dict(self) -> dict:
-        """The settings as JSON-ready data (without `about`), leaving out the layer settings that
-        other models list as options and this recipe's model does not (a simple_net run's
-        config.json must not record a `hidden` or `init_std` that did not shape its model)."""
-        unused = {k for spec in MODELS.values() for k in spec.options} - set(self.spec.options)
-        return jsonable({k: v for k, v in asdict(self).items() if k != "about" and k not in unused})
+        """The settings as JSON-ready data (without `about`), the model's options among them."""
+        plain = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("about", "options")}
+        return jsonable({**plain, **self.options})
+
+    @classmethod
+    def from_dict(cls, settings: dict) -> Recipe:
+        """The recipe `to_dict` wrote (a run's config.json records it), checked as any recipe is."""
+        if not isinstance(settings, dict) or not {"model", "epochs", "lr"} <= settings.keys():
+            raise DigitlearnError("a recipe needs at least model, epochs and lr")
+        return cls(**settings)
 
     def loss_func(self, n_classes: int) -> Callable:
         """The loss this recipe trains `n_classes` classes with."""
@@ -123,7 +168,7 @@ class Recipe:
     def model_for(self, ds: Dataset, n_out: int) -> torch.nn.Module:
         """A fresh model of this recipe's kind, sized for `ds` and `n_out` outputs."""
         h, w = ds.train.x.shape[1:]
-        return self.spec.build(n_out, (h, w), asdict(self))
+        return self.spec.build(n_out, (h, w), self.options)
 
     def learner(self, ds: Dataset, seed: int = 42, device: str = "auto", progress: bool = True) -> Learner:
         """The Learner this recipe describes for `ds`, on `device`, seeded before anything random."""
@@ -221,5 +266,5 @@ def recipe_for(name: str | None, model: str | None) -> Recipe:
         recipe = RECIPES[name]
         # another model under a named recipe keeps the recipe's schedule, not its layer sizes
         same = model in (None, recipe.model)
-        return recipe if same else replace(recipe, model=model, channels=None, hidden=None)
+        return recipe if same else replace(recipe, model=model, options={})
     return default_recipe(model or "simple_net")

@@ -1,0 +1,199 @@
+"""Training a run, and resuming one: what `digitlearn train --out` and `--resume` do, from Python.
+
+    run = train_run("mnist", "fast", out="runs/mnist-fast")   # checkpointed after every epoch
+    run = resume_run("runs/mnist-fast")                         # a stopped run goes on exactly
+
+Under torchrun, every process calls the same function: they train data-parallel, and only rank 0
+prints and writes the folder.
+"""
+
+import shutil
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..data.dataset import load_dataset
+from ..errors import DigitlearnError
+from ..models.layers import n_params
+from ..training import Callback, Learner, MixedPrecision
+from ..training.checkpoint import read_checkpoint
+from ..training.distributed import launched, rank
+from ..training.losses import describe as describe_loss
+from ..training.recipes import RECIPES, Recipe, recipe_for
+from .checkpoint import CHECKPOINT, Checkpoint, unfinished
+from .folder import check_run_dir, is_run_folder, new_run_dir, save_run, start_run
+
+Log = Callable[[str], None]
+
+
+@dataclass
+class Run:
+    """A trained (or stopped) run: its folder, the Learner, the recipe, and what config.json records.
+
+    `path` is None in the processes of a data-parallel run that write nothing."""
+
+    path: Path | None
+    learn: Learner
+    recipe: Recipe
+    record: dict
+
+    @property
+    def interrupted(self) -> bool:
+        return self.learn.interrupted
+
+    @property
+    def resumable(self) -> bool:
+        """Stopped before its last epoch, with its checkpoint kept: `resume_run` goes on with it."""
+        return self.learn.interrupted and self.learn.epochs_done < self.recipe.epochs
+
+
+def describe(recipe: Recipe, learn: Learner, parallel: dict | None = None) -> str:
+    """The settings of a run, in one line: what a reader needs to repeat it."""
+    loss = describe_loss(learn.loss_func)["name"]
+    parts = [
+        f"{recipe.epochs} epoch{'s' if recipe.epochs != 1 else ''}",
+        f"{'one-cycle to ' if recipe.one_cycle else ''}lr {recipe.lr:g}",
+        recipe.opt + (f" wd {recipe.wd:g}" if recipe.wd else ""),
+        f"batch size {recipe.bs}",
+        f"loss {loss}" + (f" (label smoothing {recipe.label_smoothing:g})" if recipe.label_smoothing else ""),
+    ]
+    if recipe.augment:
+        parts.append("augmented")
+    if recipe.skip_learned:
+        parts.append(f"later epochs only on examples at p < {recipe.skip_learned:g}")
+    if recipe.validate == "last":
+        parts.append("validated after the last epoch")
+    mixed = any(isinstance(cb, MixedPrecision) for cb in learn.cbs)
+    parts.append(f"{learn.device.type} {'bf16 mixed precision' if mixed else 'fp32'}")
+    if parallel:
+        parts.append(f"{parallel['world_size']} processes ({parallel['backend']})")
+    return ", ".join(parts)
+
+
+def train_run(
+    data: str = "mnist_sample",
+    recipe: Recipe | str | None = None,
+    out: str | Path | None = None,
+    *,
+    model: str | None = None,
+    seed: int = 42,
+    device: str = "auto",
+    size: int | tuple[int, int] | None = None,
+    force: bool = False,
+    progress: bool = True,
+    cbs: Iterable[Callback] = (),
+    log: Log | None = print,
+    **settings: object,
+) -> Run:
+    """Train a run and write its folder, checkpointed after every epoch (`digitlearn train`).
+
+    `recipe` is a Recipe or a named one ("fast", "best"); without it, `model`'s default recipe.
+    `settings` replace the recipe's (`epochs=1`, `channels=(8, 16)`). `out` defaults to
+    runs/<data>-<recipe or model>[-N]; an existing `out` is replaced only with `force`, and only if
+    it holds a run. `cbs` are added to the Learner; `log` receives the lines the command prints.
+    """
+    recipe_name = recipe if isinstance(recipe, str) else next((k for k, v in RECIPES.items() if v is recipe), None)
+    if not isinstance(recipe, Recipe):
+        recipe = recipe_for(recipe, model)
+    recipe = recipe.updated(**settings)
+    lead = rank() == 0  # under torchrun, only rank 0 prints and writes; the others have no folder
+    say = log if lead and log else _quiet
+    path = None
+    if lead:  # the folder is checked before training: a bad `out` costs no run
+        path = check_run_dir(out, force) if out else new_run_dir(data, recipe_name or recipe.model)
+    run = {
+        "data": str(data),
+        "size": list(size) if isinstance(size, tuple) else size,
+        "recipe_name": recipe_name,
+        "recipe": recipe.to_dict(),
+        "seed": seed,
+        "device": device,
+    }
+    ds = load_dataset(data, size=size)
+    learn = recipe.learner(ds, seed, device, progress=progress and lead)
+    learn.add_cbs(cbs)
+    with _processes(learn) as parallel:
+        named = f" (recipe {recipe_name})" if recipe_name else ""
+        say(
+            f"training {recipe.model}{named} ({n_params(learn.model):,} parameters) on {data}: "
+            f"{len(ds.train):,} train, {len(ds.valid):,} valid images, classes {', '.join(ds.classes)}\n"
+            f"{describe(recipe, learn, parallel)}, seed {seed}"
+        )
+        if path is not None:
+            start_run(path, learn, recipe.epochs, {"run": run}, replace=force)
+        try:
+            return _train(path, learn, recipe, run, parallel)
+        except DigitlearnError:
+            # a run that failed (diverged) before finishing an epoch has nothing to resume or keep
+            if path is not None and learn.epochs_done == 0 and is_run_folder(path):
+                shutil.rmtree(path)
+            raise
+
+
+def resume_run(
+    run_dir: str | Path, *, progress: bool = True, cbs: Iterable[Callback] = (), log: Log | None = print
+) -> Run:
+    """Go on with the unfinished run in `run_dir` (`digitlearn train --resume`): rebuilt from the
+    settings its checkpoint records, it ends as the uninterrupted run would have."""
+    path = Path(run_dir)
+    progress_made = unfinished(path)
+    if progress_made is None:
+        raise DigitlearnError(f"{path} is not an unfinished run: there is no checkpoint in it to resume")
+    run = read_checkpoint(path / CHECKPOINT)[0]["extra"]["run"]
+    recipe = Recipe.from_dict(run["recipe"])
+    size = tuple(run["size"]) if run["size"] else None
+    ds = load_dataset(run["data"], size=size)
+    lead = rank() == 0
+    learn = recipe.learner(ds, run["seed"], run["device"], progress=progress and lead)
+    learn.add_cbs(cbs)
+    learn.load_checkpoint(path / CHECKPOINT)
+    say = log if lead and log else _quiet
+    with _processes(learn) as parallel:
+        say(
+            f"resuming {path} at epoch {progress_made[0]} of {progress_made[1]}: "
+            f"{describe(recipe, learn, parallel)}, seed {run['seed']}"
+        )
+        return _train(path if lead else None, learn, recipe, run, parallel)
+
+
+def _quiet(line: str) -> None:
+    """A log that says nothing: the other processes of a data-parallel run, or `log=None`."""
+
+
+@contextmanager
+def _processes(learn: Learner) -> Iterator[dict]:
+    """Data-parallel training when torchrun started this process; yields what config.json's
+    "train" records of it (nothing for one process)."""
+    if not launched():
+        yield {}
+        return
+    import torch.distributed as dist
+
+    with learn.distributed():
+        yield {"world_size": dist.get_world_size(), "backend": dist.get_backend()}
+
+
+def _train(path: Path | None, learn: Learner, recipe: Recipe, run: dict, parallel: dict) -> Run:
+    """Fit, checkpointing into `path` after every epoch; then write the run folder there."""
+    checkpoint = [Checkpoint(path, {"run": run})] if path is not None else []
+    learn.add_cbs(checkpoint)
+    try:
+        recipe.fit(learn)
+    finally:
+        learn.remove_cbs(checkpoint)
+    if path is None:
+        return Run(None, learn, recipe, {})
+    stopped = learn.interrupted and learn.epochs_done < recipe.epochs
+    record = save_run(
+        path,
+        learn,
+        recipe,
+        run["data"],
+        run["seed"],
+        run["recipe_name"],
+        replace=True,  # the folder is this run's own, made when training started
+        extra=parallel,
+        keep_checkpoint=stopped,
+    )
+    return Run(path, learn, recipe, record)
