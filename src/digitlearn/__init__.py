@@ -22,6 +22,7 @@ _SUBMODULES = {
     "models.layers": ("init_params",),
     "plots.figures": ("show_image", "show_images"),
     "runs.model": ("load_learner", "load_model"),
+    "runs.train": ("Run", "resume_run", "train_run"),
     "training": (
         "Augment", "CSVLogger", "Callback", "CancelBatchException", "CancelEpochException",
         "CancelFitException", "CancelStepException", "CancelTrainException", "CancelValidateException",
