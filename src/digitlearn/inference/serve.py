@@ -39,10 +39,8 @@ import base64
 import binascii
 import io
 import ipaddress
-import json
 import logging
 import os
-import re
 import socket
 import sys
 import time
@@ -61,6 +59,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from ..errors import DigitlearnError
+from ..jsondata import JSONError, read_json
 from ..vision.images import ImageError
 from .predictor import NumberPrediction, Prediction, Predictor
 
@@ -91,12 +90,6 @@ def png_data_url(image) -> str:
 
 # ---------------------------------------------------------------- a request's image
 
-_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"?', re.DOTALL)  # a JSON string (or an unclosed one)
-_NESTING = np.zeros(256, np.int8)  # each byte's step in depth
-_NESTING[list(b"[{")] = 1
-_NESTING[list(b"]}")] = -1
-_LONG_NUMBER = re.compile(rb"(?<![0-9])[0-9]{%d,}" % (MAX_JSON_DIGITS + 1))
-
 
 async def _read_body(request: Request, limits: Limits) -> bytes:
     """The request body, refused (413) as soon as it is known to pass `max_bytes`, and (408) if
@@ -123,31 +116,11 @@ async def _read_body(request: Request, limits: Limits) -> bytes:
     return bytes(body)
 
 
-def _check_json(body: bytes) -> None:
-    """Refuse (400) JSON that would be costly to parse, before parsing it: deep nesting (the parser
-    recurses) and long numbers (int() is quadratic). Both are measured outside strings, without
-    recursion. `body` must be valid UTF-8: there, a byte that reads as " [ { ] } \\ or a digit is
-    that character, never part of another."""
-    outside = _STRING.sub(b"", body)
-    depth = int(np.cumsum(_NESTING[np.frombuffer(outside, np.uint8)], dtype=np.int32).max(initial=0))
-    if depth > MAX_JSON_DEPTH:
-        raise HTTPException(400, f"the JSON is nested {depth:,} levels deep; the limit is {MAX_JSON_DEPTH}")
-    if number := _LONG_NUMBER.search(outside):
-        raise HTTPException(
-            400, f"the JSON has a number of {len(number[0]):,} digits; the limit is {MAX_JSON_DIGITS}"
-        )
-
-
 def _json_image(body: bytes) -> bytes:
     """The image in a JSON body {"image": "<a data URL or base64>"}, decoded."""
     try:
-        text = body.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise HTTPException(400, "malformed JSON: it is not UTF-8 text") from None
-    _check_json(body)
-    try:
-        payload = json.loads(text)
-    except json.JSONDecodeError as e:
+        payload = read_json(body, MAX_JSON_DEPTH, MAX_JSON_DIGITS)
+    except JSONError as e:
         raise HTTPException(400, f"malformed JSON: {e}") from None
     image = payload.get("image") if isinstance(payload, dict) else None
     if not isinstance(image, str):

@@ -14,12 +14,12 @@ import torch
 from .. import __version__
 from ..errors import DigitlearnError
 from ..files import atomic_dir, remove_stale
-from ..plots.charts import plot_history, save_figure
-from ..training.recipes import Recipe
 from ..models.saved import CONFIG, FORMAT, WEIGHTS
+from ..plots.charts import plot_history, save_figure
+from ..training import Learner, MixedPrecision, write_history
+from ..training.recipes import Recipe
 from .checkpoint import CHECKPOINT, unfinished
 from .model import read_config
-from ..training import Learner, MixedPrecision, write_history
 
 
 def new_run_dir(data: str, name: str, root: str | Path = "runs") -> Path:

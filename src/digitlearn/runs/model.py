@@ -22,6 +22,7 @@ from ..training.losses import LOSSES
 from .checkpoint import refuse_unfinished
 from .schema import MAX_CONFIG_BYTES, check_blank_image, check_config, parse_config, planned_model
 
+
 def read_config(path: str | Path) -> dict:
     """The config.json of a saved model folder, as strict JSON of bounded size (see run_schema)."""
     refuse_unfinished(path)

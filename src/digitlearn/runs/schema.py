@@ -18,7 +18,7 @@ rules, and `train.data`, the one part something reads (evaluate's default --data
 
 import inspect
 import json
-from collections.abc import Callable, Collection
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -26,9 +26,10 @@ import torch
 from torch import nn
 
 from ..errors import DigitlearnError
+from ..jsondata import JSONError, read_json
+from ..models import ARCHS, MODELS, ModelSpec, build_model
 from ..models.limits import MAX_CLASSES, MAX_SIZE
 from ..training.losses import LOSSES
-from ..models import ARCHS, MODELS, ModelSpec, build_model
 
 # ---------------------------------------------------------------- limits
 
@@ -63,71 +64,18 @@ INPUT_KEYS = ("height", "width", "flat", "mean", "std")
 LOSS_KEYS = ("name", "label_smoothing")
 
 
-
 # ---------------------------------------------------------------- reading config.json
 
 
-def _number_text(text: str) -> str:
-    if len(text) > MAX_NUMBER_CHARS:
-        raise ValueError(f"a number of {len(text):,} characters (at most {MAX_NUMBER_CHARS})")
-    return text
-
-
-def _finite_float(text: str) -> float:
-    value = float(_number_text(text))
-    if abs(value) == float("inf"):  # json reads 1e999 as infinity
-        raise ValueError(f"{text} is too large for a number")
-    return value
-
-
-def _no_constants(name: str) -> NoReturn:
-    # Python's json reads NaN and Infinity, which are not JSON, and NaN passes every range check
-    raise ValueError(f"{name} is not a JSON number")
-
-
-def _unique_keys(pairs: list[tuple[str, Any]]) -> dict:
-    # with two "model" keys, which one counts would depend on the parser
-    seen: dict = {}
-    for key, value in pairs:
-        if key in seen:
-            raise ValueError(f"the key {key!r} appears twice in one object")
-        seen[key] = value
-    return seen
-
-
-def _depth(value: Any) -> int:
-    """How deeply lists and objects nest in `value`, counted level by level: no recursion."""
-    depth, level = 0, [value]
-    while depth <= MAX_DEPTH:
-        level = [
-            v for x in level if isinstance(x, dict | list) for v in (x.values() if isinstance(x, dict) else x)
-        ]
-        if not level:
-            break
-        depth += 1
-    return depth
-
-
 def parse_config(data: bytes, file: Path) -> Any:
-    """The JSON in `data` (the contents of `file`), strictly: no NaN, no infinities, no repeated
-    keys, numbers of at most MAX_NUMBER_CHARS characters, at most MAX_DEPTH levels deep."""
+    """The JSON in `data` (the contents of `file`), strictly (see `jsondata.read_json`), and of at
+    most MAX_CONFIG_BYTES bytes."""
     if len(data) > MAX_CONFIG_BYTES:
         raise DigitlearnError(f"{file}: {len(data):,} bytes is too large for a config (at most 1 MiB)")
     try:
-        value = json.loads(
-            data.decode("utf-8"),
-            parse_int=lambda text: int(_number_text(text)),
-            parse_float=_finite_float,
-            parse_constant=_no_constants,
-            object_pairs_hook=_unique_keys,
-        )
-    except RecursionError:
-        raise DigitlearnError(f"{file}: not valid JSON (nested too deeply)") from None
-    except ValueError as e:  # also JSONDecodeError and UnicodeDecodeError
-        raise DigitlearnError(f"{file}: not valid JSON ({e})") from None
-    if _depth(value) > MAX_DEPTH:
-        raise DigitlearnError(f"{file}: not a config: nested more than {MAX_DEPTH} levels deep")
-    return value
+        return read_json(data, MAX_DEPTH, MAX_NUMBER_CHARS)
+    except JSONError as e:
+        raise DigitlearnError(f"{file}: {e}") from None
 
 
 # ---------------------------------------------------------------- checking values

@@ -93,7 +93,9 @@ def train_run(
     runs/<data>-<recipe or model>[-N]; an existing `out` is replaced only with `force`, and only if
     it holds a run. `cbs` are added to the Learner; `log` receives the lines the command prints.
     """
-    recipe_name = recipe if isinstance(recipe, str) else next((k for k, v in RECIPES.items() if v is recipe), None)
+    recipe_name = (
+        recipe if isinstance(recipe, str) else next((k for k, v in RECIPES.items() if v is recipe), None)
+    )
     if not isinstance(recipe, Recipe):
         recipe = recipe_for(recipe, model)
     recipe = recipe.updated(**settings)
