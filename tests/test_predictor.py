@@ -3,10 +3,9 @@
 import pytest
 import torch
 
-from digitlearn import Learner
+from digitlearn import ImageError, Learner, NoDigitError, naive_resize, to_mnist
 from digitlearn.errors import DigitlearnError
 from digitlearn.inference.predictor import Prediction, Predictor
-from digitlearn.vision.prepare import ImageError, NoDigitError, naive_resize, to_mnist
 from tests.conftest import draw_digit, encoded, save_untrained
 from tests.font_digits import font_digits
 
@@ -93,3 +92,65 @@ def test_font_digits_are_read_far_better_than_by_a_naive_resize(fast_run):
     print(f"\nfont digits ({len(labels)}): prepared the MNIST way {prepared:.4f}, naive resize {naive:.4f}")
     assert prepared >= 0.95
     assert naive <= 0.30
+
+
+def inference_learner():
+    from tests.conftest import toy_dls
+
+    dls = toy_dls()
+    dls.input_format = {"height": 28, "width": 28, "flat": True, "mean": 0.0, "std": 1.0}
+    dls.classes = ["a", "b"]
+    torch.manual_seed(0)
+    return Learner(dls, torch.nn.Linear(784, 2), loss_func=torch.nn.functional.cross_entropy, progress=False)
+
+
+def test_pixels_in_any_dtype_or_layout_give_the_same_answer(untrained_run):
+    import numpy as np
+
+    pixels = (torch.rand(28, 28, generator=torch.Generator().manual_seed(0)) * 255).to(torch.uint8)
+    same = [
+        pixels, pixels.long(), pixels.int(), pixels.numpy().astype(np.int16), pixels.float() / 255,
+        pixels[None], pixels.numpy()[..., None], np.stack([pixels.numpy()] * 3, -1),  # RGB
+        np.dstack([pixels.numpy()] * 3 + [np.full((28, 28), 255, np.uint8)]),  # RGBA, opaque
+    ]  # fmt: skip
+    learn, predictor = inference_learner(), Predictor.load(untrained_run)
+    expected, by_predictor = learn.predict(pixels)[2], predictor.classify(pixels).probs
+    for item in same:
+        torch.testing.assert_close(learn.predict(item)[2], expected, atol=1e-6, rtol=0)
+        torch.testing.assert_close(predictor.classify(item).probs, by_predictor, atol=1e-6, rtol=0)
+    assert learn.predict(draw_digit("3"))[0] in ("a", "b")  # a picture: prepared first
+    many = learn.predict_many([pixels, pixels.long()])
+    assert len(many) == 2 and torch.equal(many[0][2], many[1][2])
+
+
+@pytest.mark.parametrize(
+    ("item", "message"),
+    [
+        (torch.zeros(3, 28, 28), r"not \(3, 28, 28\): for a batch of images, use predict_many"),
+        (torch.zeros(2, 1, 28, 28), r"not \(2, 1, 28, 28\): for a batch"),
+        (None, "cannot read an image from NoneType: give a file path"),
+        ({"x": 1}, "cannot read an image from dict"),
+        (
+            torch.full((28, 28), 200.0),
+            r"float pixels are 0 to 1, not 200 to 200 \(float32\): for 0-255, give uint8",
+        ),
+        (torch.full((28, 28), 300), r"integer pixels are 0 to 255, not 300 to 300 \(int64\)"),
+        (torch.full((28, 28), -1, dtype=torch.int8), "integer pixels are 0 to 255, not -1"),
+        (torch.full((28, 28), float("nan")), "float pixels are 0 to 1"),
+        (torch.zeros(28, 0), "not \\(28, 0\\)"),
+        (torch.zeros(5, 5, dtype=torch.uint8), "images are 5x5, but the model takes 28x28"),
+        (torch.zeros(28, 28, dtype=torch.complex64), "pixels are numbers .* not complex64"),
+    ],
+)
+def test_what_predict_cannot_use_is_one_sentence(untrained_run, item, message):
+    for predict in (inference_learner().predict, Predictor.load(untrained_run).classify):
+        with pytest.raises(DigitlearnError, match=message):
+            predict(item)
+
+
+def test_fit_refuses_a_negative_number_of_epochs():
+    learn = inference_learner()
+    for n in (-1, 1.5, "2"):
+        with pytest.raises(DigitlearnError, match="fit takes a whole number of epochs"):
+            learn.fit(n)
+    assert len(learn.fit(0)) == 0

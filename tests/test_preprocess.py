@@ -8,8 +8,8 @@ import torch
 from PIL import Image, ImageDraw
 from scipy import ndimage
 
+from digitlearn import ImageError, NoDigitError, naive_resize, to_mnist
 from digitlearn.vision.images import open_image
-from digitlearn.vision.prepare import ImageError, NoDigitError, naive_resize, to_mnist
 from tests.conftest import draw_digit, encoded
 
 
@@ -169,7 +169,7 @@ def test_arrays_and_tensors_are_accepted():
     assert similar(to_mnist(a), ref) > 0.999
     assert similar(to_mnist(torch.from_numpy(a).float() / 255), ref) > 0.999
     with pytest.raises(ImageError, match="H x W"):
-        to_mnist(np.zeros((2, 3, 4)))
+        to_mnist(np.zeros((2, 3, 5)))
 
 
 def test_other_input_sizes_are_resized_after_preparation():

@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -19,6 +20,7 @@ from ..device import pick_device
 from ..errors import DigitlearnError
 from ..runs.model import load_model
 from ..training.losses import LOSSES, probabilities
+from ..vision.images import read_gray
 from ..vision.prepare import ImageSource, find_ink, to_mnist
 
 
@@ -151,9 +153,10 @@ class Predictor:
         """Classify one image (a path, its bytes, a Pillow image or an H x W array of any size)."""
         return self.classify(self.prepare(source))
 
-    def classify(self, image: torch.Tensor) -> Prediction:
-        """Classify one image already prepared as this model's inputs are (H x W, uint8 or float
-        in [0, 1]): a dataset's image, or what `prepare` made of a person's."""
+    def classify(self, image: "torch.Tensor | np.ndarray") -> Prediction:
+        """Classify one image already prepared as this model's inputs are (H x W; uint8, integers
+        0-255 or floats in [0, 1]): a dataset's image, or what `prepare` made of a person's."""
+        image = torch.from_numpy(read_gray(image))
         return self._result(image, self.probabilities(image[None])[0])
 
     def predict_number(self, source: ImageSource) -> NumberPrediction:

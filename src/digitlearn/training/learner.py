@@ -22,6 +22,7 @@ from ..errors import DigitlearnError
 from ..hardware import fast_bf16, isa, keep_freed_memory
 from ..models import ARCHS
 from ..models.saved import load_weights, save_model
+from ..vision.images import read_gray
 from ..vision.prepare import ImageSource, to_mnist
 from .checkpoint import load_checkpoint, restore, save_checkpoint, unwrapped
 from .distributed import distributed
@@ -174,6 +175,8 @@ class Learner:
         go on where they stopped; after `load_checkpoint` it defaults to the checkpoint's epoch,
         and the fit goes on exactly as the checkpointed one would have.
         """
+        if isinstance(n_epoch, bool) or not isinstance(n_epoch, int) or n_epoch < 0:
+            raise DigitlearnError(f"fit takes a whole number of epochs, 0 or more, not {n_epoch!r}")
         resume, self._resume = self._resume, None
         if start_epoch is None:
             start_epoch = resume["epoch"] if resume else 0
@@ -288,26 +291,38 @@ class Learner:
     def predict(self, item: "torch.Tensor | np.ndarray | ImageSource") -> tuple[str | int, int, torch.Tensor]:
         """Classify one item: (label, class index, probabilities).
 
-        `item` is an image as the dataset holds it (H x W, uint8 or float in [0, 1]), prepared the
-        way the DataLoaders prepared their inputs; or a person's image (a file path, its bytes, or
-        a Pillow image), first prepared the MNIST way, as a saved run's Predictor does. Anything
-        else is an input the model takes as it is.
+        `item` is an image as the dataset holds it (H x W or 1 x H x W; uint8, integers 0-255
+        or floats in [0, 1]; or RGB/RGBA), prepared the way the DataLoaders prepared their
+        inputs; or a person's image (a file path, its bytes, or a Pillow image), first prepared
+        the MNIST way, as a saved run's Predictor does. A flat row, or anything given to a
+        Learner without an input format (DataLoaders made by hand), goes to the model as it is.
         """
-        fmt = self.dls.input_format
-        readable = isinstance(item, str | os.PathLike | bytes | Image.Image)
-        if readable and fmt is None:
-            raise DigitlearnError("this Learner's data has no image format: it cannot read image files")
-        if readable:
-            x = fmt(to_mnist(item, (fmt.height, fmt.width))[None])
-        elif fmt is not None and torch.as_tensor(item).ndim == 2:
-            x = fmt(torch.as_tensor(item)[None])
-        else:
-            x = torch.as_tensor(item)[None].float()
+        return self.predict_many([item])[0]
+
+    def predict_many(self, items: Iterable) -> list[tuple[str | int, int, torch.Tensor]]:
+        """`predict` for many items, in one batch through the model."""
+        x = torch.cat([self._input(item) for item in items])
         self.model.eval()
         with torch.no_grad():
-            probs = self.probabilities(self.model(x.to(self.device)))[0].cpu()
-        index = int(probs.argmax())
-        return (self.dls.classes[index] if self.dls.classes else index), index, probs
+            probs = self.probabilities(self.model(x.to(self.device))).cpu()
+        indices = probs.argmax(1).tolist()
+        return [
+            (self.dls.classes[i] if self.dls.classes else i, i, p)
+            for i, p in zip(indices, probs, strict=True)
+        ]
+
+    def _input(self, item: object) -> torch.Tensor:
+        """One item as a batch of one model input."""
+        fmt = self.dls.input_format
+        readable = isinstance(item, str | os.PathLike | bytes | Image.Image)
+        if fmt is None and readable:
+            raise DigitlearnError("this Learner's data has no image format: it cannot read image files")
+        if readable:
+            return fmt(to_mnist(item, (fmt.height, fmt.width))[None])
+        flat_input = getattr(item, "ndim", None) == 1  # a row of pixels as a flat model takes it
+        if fmt is not None and not flat_input:  # pixels as the dataset holds them, checked and scaled
+            return fmt(torch.from_numpy(read_gray(item))[None])
+        return torch.as_tensor(item)[None].float()
 
     def lr_find(self, start_lr: float = 1e-7, end_lr: float = 10.0, num_it: int = 100) -> LRFindResult:
         """Train briefly with the learning rate growing exponentially; suggest one from the losses.

@@ -117,11 +117,64 @@ def to_gray(img: Image.Image, background: float | None = None) -> np.ndarray:
     return np.asarray(img if img.mode == "L" else img.convert("L"), dtype=np.float32) / 255
 
 
-def read_gray(source: ImageFile, background: float | None = None) -> np.ndarray:
-    """An image file (or its bytes) as float32 gray in [0, 1]: `open_image`, then `to_gray`, the
-    conversion inside the same guard (a mode Pillow cannot convert is an ImageError too)."""
-    img = open_image(source)  # at most WORK_SIDE a side by now: every copy below is small
+def read_gray(source: object, background: float | None = None) -> np.ndarray:
+    """Any image a user hands over as float32 gray in [0, 1], the one way every path reads one.
+
+    A file path or its bytes (opened with `open_image`, converted inside the same guard), a
+    Pillow image, or an array or tensor (see `gray_array`). Anything else is one ImageError
+    saying what was expected.
+    """
+    if isinstance(source, str | os.PathLike | bytes):
+        img = open_image(source)  # at most WORK_SIDE a side by now: every copy below is small
+    elif isinstance(source, Image.Image):
+        img = source
+    elif isinstance(source, np.ndarray) or hasattr(source, "detach"):  # a torch tensor, without torch
+        return gray_array(source)
+    else:
+        raise ImageError(
+            f"cannot read an image from {type(source).__name__}: give a file path, its bytes, a PIL image, "
+            "or an H x W array"
+        )
     try:
         return to_gray(img, background)
     except (OSError, ValueError, TypeError) as e:
         raise ImageError(f"{describe(source)}: cannot convert the image to gray ({e})") from None
+
+
+def gray_array(source: object) -> np.ndarray:
+    """An array or tensor as float32 gray in [0, 1]: H x W or 1 x H x W in uint8, any integer type
+    (pixels 0-255, scaled as uint8 is) or floats in [0, 1]; or H x W x 3 (RGB) or x 4 (RGBA).
+    A batch, or an array of another shape or kind, is refused in one sentence."""
+    a = source.detach().cpu().numpy() if hasattr(source, "detach") else np.asarray(source)
+    shape = tuple(a.shape)
+    if a.ndim == 3 and a.shape[0] == 1:
+        a = a[0]
+    elif a.ndim == 3 and a.shape[-1] == 1:
+        a = a[..., 0]
+    colour = a.ndim == 3 and a.shape[-1] in (3, 4)
+    if a.ndim == 4 or (a.ndim == 3 and not colour):
+        raise ImageError(
+            f"an image is H x W, 1 x H x W or H x W x 3/4 (RGB, RGBA), not {shape}: for a batch of "
+            "images, use predict_many"
+        )
+    if (a.ndim != 2 and not colour) or a.size == 0:
+        raise ImageError(f"an image is an H x W array with pixels in it, not {shape}")
+    if a.dtype == bool:
+        a = a.astype(np.uint8) * 255
+    if a.dtype.kind in "iu":
+        if a.min() < 0 or a.max() > 255:
+            raise ImageError(f"integer pixels are 0 to 255, not {a.min()} to {a.max()} ({a.dtype})")
+        a = a.astype(np.float32) / 255
+    elif a.dtype.kind == "f":
+        if not np.isfinite(a).all() or a.min() < 0 or a.max() > 1:
+            raise ImageError(
+                f"float pixels are 0 to 1, not {a.min():g} to {a.max():g} ({a.dtype}): for 0-255, give uint8"
+            )
+        a = a.astype(np.float32)
+    else:
+        raise ImageError(f"pixels are numbers (uint8, integers 0-255 or floats 0-1), not {a.dtype}")
+    if colour:  # through Pillow, so colour and transparency become gray as they do for files
+        return to_gray(
+            Image.fromarray(np.round(a * 255).astype(np.uint8), "RGB" if a.shape[-1] == 3 else "RGBA")
+        )
+    return a

@@ -23,7 +23,6 @@ from PIL import Image
 
 from ..errors import DigitlearnError
 from . import images
-from .images import ImageError
 
 WORK_SIZE = 256  # pixels on the longer side; a digit needs no more to be read, and it bounds the time
 FIND_SIZE = 512  # pixels on the longer side where ink is looked for: a digit 3% of the height is 11 px
@@ -40,20 +39,6 @@ ImageSource = str | os.PathLike | bytes | Image.Image | np.ndarray | torch.Tenso
 
 class NoDigitError(DigitlearnError):
     """An image with nothing that looks like ink on it."""
-
-
-def read_gray(source: ImageSource) -> np.ndarray:
-    """An image from a path, bytes, a Pillow image, or an array/tensor (H x W, uint8 or float in [0, 1])."""
-    if isinstance(source, str | os.PathLike | bytes):
-        return images.read_gray(source)
-    if isinstance(source, Image.Image):
-        return images.to_gray(source)
-    a = source.detach().cpu().numpy() if isinstance(source, torch.Tensor) else np.asarray(source)
-    if a.ndim == 3 and a.shape[0] == 1:
-        a = a[0]
-    if a.ndim != 2 or a.size == 0:
-        raise ImageError(f"an image array must be H x W, not {tuple(a.shape)}")
-    return (a / 255 if a.dtype == np.uint8 else np.clip(a, 0, 1)).astype(np.float32)
 
 
 def _resize(a: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -294,7 +279,7 @@ def find_ink(source: ImageSource) -> Ink:
     `_around`). An image no larger than FIND_SIZE (a drawing, a scan of one digit) is looked at
     shrunk to WORK_SIZE at once, and cleaned again only when its ink is small in it."""
     name = images.describe(source)
-    full = read_gray(source)
+    full = images.read_gray(source)
     small = max(full.shape) <= FIND_SIZE
     first = _shrink(full) if small else _pooled(full, name)
     ink = _clean(first, name)
@@ -373,4 +358,4 @@ def fit(ink: np.ndarray, size: tuple[int, int] = (SIZE, SIZE)) -> torch.Tensor:
 
 def naive_resize(source: ImageSource) -> torch.Tensor:
     """What skipping the preparation gives: grayscale squashed to 28x28, nothing else (for comparison)."""
-    return torch.from_numpy(_resize(read_gray(source), SIZE, SIZE).astype(np.float32))
+    return torch.from_numpy(_resize(images.read_gray(source), SIZE, SIZE).astype(np.float32))
