@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from digitlearn import DigitlearnError, bce_loss, cross_entropy, mnist_loss
-from digitlearn.training.losses import activation, describe
+from digitlearn.training.losses import KINDS, describe, kind_of, probabilities
 
 
 def test_mnist_loss_is_distance_from_the_target():
@@ -60,11 +60,18 @@ def test_cross_entropy_errors_say_what_is_wrong():
         cross_entropy(torch.zeros(4, 2), torch.zeros(3, dtype=torch.long))
 
 
-def test_activation_and_description():
+def test_each_loss_is_described_once():
     x = torch.tensor([[0.0, 1.0]])
-    assert activation(mnist_loss) is torch.sigmoid and activation(bce_loss) is torch.sigmoid
+    assert kind_of(mnist_loss).binary and kind_of(bce_loss).binary and not kind_of(cross_entropy).binary
+    assert kind_of(mnist_loss).n_out(2) == 1 and kind_of(cross_entropy).n_out(10) == 10
     smoothed = functools.partial(cross_entropy, label_smoothing=0.1)
-    torch.testing.assert_close(activation(smoothed)(x), x.softmax(-1))
-    assert activation(F.mse_loss) is None
+    assert kind_of(smoothed) is KINDS["cross_entropy"] is kind_of(F.cross_entropy)
+    torch.testing.assert_close(probabilities(x, smoothed), x.softmax(-1))
+    one = torch.tensor([[0.0], [2.0]])
+    torch.testing.assert_close(
+        probabilities(one, mnist_loss), torch.cat([1 - one.sigmoid(), one.sigmoid()], 1)
+    )
+    assert kind_of(F.mse_loss) is None  # unknown: one output means sigmoid, more mean softmax
+    torch.testing.assert_close(probabilities(x, F.mse_loss), x.softmax(-1))
     assert describe(smoothed) == {"name": "cross_entropy", "label_smoothing": 0.1}
     assert describe(mnist_loss) == {"name": "mnist_loss"}

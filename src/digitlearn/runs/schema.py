@@ -29,7 +29,7 @@ from ..errors import DigitlearnError
 from ..jsondata import JSONError, read_json
 from ..models import ARCHS, MODELS, ModelSpec, build_model
 from ..models.limits import MAX_CLASSES, MAX_SIZE
-from ..training.losses import LOSSES
+from ..training.losses import KINDS
 
 # ---------------------------------------------------------------- limits
 
@@ -59,9 +59,7 @@ MAX_DATA_CHARS = 4096  # train.data: a dataset name or a path (PATH_MAX is 4096)
 MEAN_RANGE = (-100.0, 100.0)
 STD_RANGE = (1e-6, 100.0)
 
-BINARY_LOSSES = ("mnist_loss", "bce_loss")  # one output: the probability of the second class
 INPUT_KEYS = ("height", "width", "flat", "mean", "std")
-LOSS_KEYS = ("name", "label_smoothing")
 
 
 # ---------------------------------------------------------------- reading config.json
@@ -221,13 +219,15 @@ def check_input(check: Check, value: Any, model: dict) -> None:
 
 
 def check_loss(check: Check, value: Any) -> str:
-    loss = check.section("loss", value, LOSS_KEYS, required=("name",))
+    options = sorted({o for kind in KINDS.values() for o in kind.options})
+    loss = check.section("loss", value, ("name", *options), required=("name",))
     name = loss["name"]
-    if type(name) is not str or name not in LOSSES:
-        check.fail("loss.name", f"one of {', '.join(LOSSES)}", name)
-    if "label_smoothing" in loss:  # a setting of cross_entropy: load_learner passes it on
-        if name != "cross_entropy":
-            check.error(f"loss.label_smoothing is a setting of cross_entropy, not of {name}")
+    if type(name) is not str or name not in KINDS:
+        check.fail("loss.name", f"one of {', '.join(KINDS)}", name)
+    for option in loss.keys() - {"name"}:  # load_learner passes them on to the loss
+        if option not in KINDS[name].options:
+            check.error(f"loss.{option} is not a setting of {name}")
+    if "label_smoothing" in loss:
         check.number("loss.label_smoothing", loss["label_smoothing"], 0, 1, high_open=True)
     return name
 
@@ -235,7 +235,7 @@ def check_loss(check: Check, value: Any) -> str:
 def check_outputs(check: Check, n_out: int, classes: list[str] | None, loss: str | None) -> None:
     """That the model has one output per class, or one for two classes under a binary loss (or no
     loss: predicting then takes the sigmoid of one output, as for a binary loss)."""
-    if loss in BINARY_LOSSES:
+    if loss is not None and KINDS[loss].binary:
         if n_out != 1:
             check.fail(
                 "model.n_out", f"1 with loss {loss}: its output is the second class's probability", n_out

@@ -7,6 +7,7 @@ which only flips the sign of the weights). Softmax cross-entropy takes one outpu
 
 import functools
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 
@@ -73,17 +74,44 @@ def cross_entropy(logits: torch.Tensor, targets: torch.Tensor, label_smoothing: 
     return (1 - label_smoothing) * nll - label_smoothing * log_probs.mean()
 
 
-LOSSES: dict[str, LossFunc] = {f.__name__: f for f in (mnist_loss, bce_loss, cross_entropy)}
+@dataclass(frozen=True)
+class Loss:
+    """What the rest of digitlearn needs to know of a loss, in one place: the recipes (how many
+    outputs a model needs), the run schema (what a saved run may pair it with) and the Predictor
+    (how outputs become probabilities, and those a class)."""
+
+    func: LossFunc
+    binary: bool  # one output per item, the probability of the second class; else one per class
+    options: tuple[str, ...] = ()  # settings bound with functools.partial, saved with a run
+
+    @property
+    def name(self) -> str:
+        return self.func.__name__
+
+    def n_out(self, n_classes: int) -> int:
+        """The model outputs this loss trains for `n_classes` classes."""
+        return 1 if self.binary else n_classes
+
+    def activation(self, outputs: torch.Tensor) -> torch.Tensor:
+        """Outputs as probabilities: the sigmoid of one output, or the softmax of one per class."""
+        return outputs.sigmoid() if self.binary else outputs.softmax(-1)
 
 
-def activation(loss_func: Callable) -> Callable[[torch.Tensor], torch.Tensor] | None:
-    """What turns a model's outputs into probabilities under this loss (None: outputs as they are)."""
+KINDS: dict[str, Loss] = {
+    "mnist_loss": Loss(mnist_loss, binary=True),
+    "bce_loss": Loss(bce_loss, binary=True),
+    "cross_entropy": Loss(cross_entropy, binary=False, options=("label_smoothing",)),
+}
+LOSSES: dict[str, LossFunc] = {name: kind.func for name, kind in KINDS.items()}
+
+
+def kind_of(loss_func: Callable | None) -> Loss | None:
+    """The Loss of a loss function (or a functools.partial of one); None for one digitlearn does
+    not know (PyTorch's own cross-entropy counts as ours)."""
     base = loss_func.func if isinstance(loss_func, functools.partial) else loss_func
-    if base in (mnist_loss, bce_loss):
-        return torch.sigmoid
-    if base is cross_entropy or base is torch.nn.functional.cross_entropy:
-        return lambda x: x.softmax(-1)
-    return None
+    if base is torch.nn.functional.cross_entropy:
+        return KINDS["cross_entropy"]
+    return next((kind for kind in KINDS.values() if kind.func is base), None)
 
 
 def probabilities(outputs: torch.Tensor, loss_func: Callable | None) -> torch.Tensor:
@@ -92,10 +120,8 @@ def probabilities(outputs: torch.Tensor, loss_func: Callable | None) -> torch.Te
     One output is the probability of the second class, so it becomes [1 - p, p]. For a loss
     digitlearn does not know, one output means sigmoid and more mean softmax.
     """
-    act = activation(loss_func) if loss_func is not None else None
-    if act is None:
-        act = torch.sigmoid if outputs.shape[-1] == 1 else (lambda x: x.softmax(-1))
-    probs = act(outputs.float())
+    kind = kind_of(loss_func) or Loss(loss_func, binary=outputs.shape[-1] == 1)
+    probs = kind.activation(outputs.float())
     return torch.cat([1 - probs, probs], -1) if probs.shape[-1] == 1 else probs
 
 

@@ -177,7 +177,7 @@ class Recipe:
         from ..device import pick_device, set_seed
         from ..hardware import fast_bf16
         from . import Augment, Learner, SkipLearned, ValidateAtEnd
-        from .losses import LOSSES
+        from .losses import kind_of
         from .metrics import accuracy, batch_accuracy
         from .optim import SGD, Adam
 
@@ -187,7 +187,7 @@ class Recipe:
         if self.validate not in ("each", "last"):
             raise DigitlearnError(f"unknown validate setting {self.validate!r} (known: each, last)")
         loss = self.loss_func(len(ds.classes))
-        n_out = 1 if loss in (LOSSES["mnist_loss"], LOSSES["bce_loss"]) else len(ds.classes)
+        n_out = kind_of(loss).n_out(len(ds.classes))
         set_seed(seed)
         flat = self.spec.takes_flat
         dls = ds.dataloaders(bs=self.bs, flat=flat, normalize=self.normalize)
