@@ -9,6 +9,7 @@ Cells are strings (format numbers first). Each column is as wide as its widest c
 as `widths` says when a table is printed a row at a time (the epoch table of `fit`).
 """
 
+import math
 from collections.abc import Iterable, Sequence
 
 
@@ -52,3 +53,14 @@ def table(
             out.append(f"[{section}]")
         out.append(line(row, widths, align))
     return "\n".join(out)
+
+
+def epoch_cell(name: str, value: object, digits: int = 6) -> str:
+    """One value of an epoch table (the progress's lines, a History) as text: the epoch number,
+    seconds, or a figure to `digits` places; "-" for one not measured (validation skipped, or a
+    stage cancelled)."""
+    if not isinstance(value, float):
+        return str(value)
+    if math.isnan(value):
+        return "-"
+    return f"{value:.2f}s" if name == "time" else f"{value:.{digits}f}"

@@ -8,17 +8,8 @@ In a notebook it renders as the epoch table (HTML); printed, as the same table i
 """
 
 import html
-import math
 
-from ..tables import table
-
-
-def _cell(name: str, value: object) -> str:
-    if isinstance(value, float):
-        if math.isnan(value):
-            return "-"  # a stage that did not run (validation skipped, or an interrupted epoch)
-        return f"{value:.2f}s" if name == "time" else f"{value:.4f}"
-    return str(value)
+from ..tables import epoch_cell, table
 
 
 class History:
@@ -36,7 +27,7 @@ class History:
 
     def _cells(self) -> tuple[list[str], list[list[str]]]:
         header = ["epoch", *self.history]
-        return header, [[_cell(k, r[k]) for k in header] for r in self.rows]
+        return header, [[epoch_cell(k, r[k], digits=4) for k in header] for r in self.rows]
 
     def __repr__(self) -> str:
         if not self.rows:

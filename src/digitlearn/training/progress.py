@@ -24,21 +24,12 @@ from typing import Any, TextIO
 from tqdm import tqdm  # not tqdm.auto: without ipywidgets it warns "IProgress not found" in Jupyter
 
 from ..errors import DigitlearnError
-from ..tables import line
+from ..tables import epoch_cell, line
 from .events import Callback, Learner
 
 MODES = ("html", "bars", "lines")
 ENV = "DIGITLEARN_PROGRESS"
 MIN_INTERVAL = 0.1  # seconds between two HTML redraws: each one is a message to the notebook
-
-
-def format_cell(name: str, value: Any) -> str:
-    """One value of the epoch table as text: the epoch number, seconds, or a figure."""
-    if name == "epoch":
-        return str(value)
-    if math.isnan(value):
-        return "-"  # not measured this epoch (validation skipped, or the stage cancelled)
-    return f"{value:.2f}s" if name == "time" else f"{value:.6f}"
 
 
 def format_row(names: list[str], row: dict | None = None) -> str:
@@ -47,7 +38,7 @@ def format_row(names: list[str], row: dict | None = None) -> str:
     align = ">" * len(names)
     if row is None:
         return line(names, widths, align)
-    return line([format_cell(n, row.get(n, math.nan)) for n in names], widths, align)
+    return line([epoch_cell(n, row.get(n, math.nan)) for n in names], widths, align)
 
 
 def _ipython() -> Any:
@@ -164,7 +155,7 @@ def html_table(names: list[str], rows: list[dict]) -> str:
     head = "".join(f"<th>{html.escape(n)}</th>" for n in names)
     body = "".join(
         "<tr>"
-        + "".join(f"<td>{html.escape(format_cell(n, r.get(n, math.nan)))}</td>" for n in names)
+        + "".join(f"<td>{html.escape(epoch_cell(n, r.get(n, math.nan)))}</td>" for n in names)
         + "</tr>"
         for r in rows
     )
