@@ -45,15 +45,11 @@ def _read_numbers(predictor: "Predictor", files: list[str], as_json: bool) -> li
     return rows
 
 
-def _warn_if_several(file: str) -> None:
+def _warn_if_several(file: str, marks: int) -> None:
     """An image of a number read as one digit gives a confident wrong answer: say so."""
-    from ..vision.prepare import clean
-    from ..vision.segment import marks
-
-    n = len(marks(clean(file)))
-    if n > 1:
+    if marks > 1:
         print(
-            f"digitlearn: warning: {file} holds {n} marks that look like separate digits: "
+            f"digitlearn: warning: {file} holds {marks} marks that look like separate digits: "
             "use --number to read them all",
             file=sys.stderr,
         )
@@ -77,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
                 print(f"digitlearn: error: {r}", file=sys.stderr)
             continue
         rows.append({"file": str(file), **r.to_dict(args.top)})
-        _warn_if_several(file)
+        _warn_if_several(file, r.marks)
         if not args.json:
             others = ", ".join(f"{c} {p:.3f}" for c, p in r.top(args.top)[1:])
             print(

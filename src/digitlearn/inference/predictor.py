@@ -21,7 +21,7 @@ from ..errors import DigitlearnError
 from ..runs.model import load_model
 from ..training.losses import LOSSES, probabilities
 from ..vision.images import read_gray
-from ..vision.prepare import ImageSource, find_ink, to_mnist
+from ..vision.prepare import ImageSource, clean, find_ink, fit
 
 
 @dataclass
@@ -33,6 +33,7 @@ class Prediction:
     probs: torch.Tensor
     classes: list[str]
     input: torch.Tensor
+    marks: int = 1  # marks in the image that look like separate digits: more than 1, read a number?
 
     @property
     def probability(self) -> float:
@@ -131,7 +132,14 @@ class Predictor:
 
     def prepare(self, source: ImageSource) -> torch.Tensor:
         """An image file, bytes or picture as the (H, W) float input in [0, 1] this model takes."""
-        return to_mnist(source, self.size)
+        return self._prepared(source)[0]
+
+    def _prepared(self, source: ImageSource) -> tuple[torch.Tensor, int]:
+        """The input, and how many marks that look like digits the image holds, from one cleaning."""
+        from ..vision.segment import marks
+
+        ink = clean(source)
+        return fit(ink, self.size), len(marks(ink))
 
     @torch.inference_mode()
     def probabilities(self, images: torch.Tensor) -> torch.Tensor:
@@ -145,13 +153,16 @@ class Predictor:
             )
         return probs
 
-    def _result(self, image: torch.Tensor, probs: torch.Tensor) -> Prediction:
+    def _result(self, image: torch.Tensor, probs: torch.Tensor, marks: int = 1) -> Prediction:
         index = int(probs.argmax())
-        return Prediction(self.classes[index], index, probs, self.classes, image)
+        return Prediction(self.classes[index], index, probs, self.classes, image, marks)
 
     def predict(self, source: ImageSource) -> Prediction:
         """Classify one image (a path, its bytes, a Pillow image or an H x W array of any size)."""
-        return self.classify(self.prepare(source))
+        result = self.predict_many([source])[0]
+        if isinstance(result, DigitlearnError):
+            raise result
+        return result
 
     def classify(self, image: "torch.Tensor | np.ndarray") -> Prediction:
         """Classify one image already prepared as this model's inputs are (H x W; uint8, integers
@@ -172,15 +183,15 @@ class Predictor:
     def predict_many(self, sources: Iterable[ImageSource]) -> list[Prediction | DigitlearnError]:
         """Classify many images in one batch; an image that cannot be read (or holds no digit)
         gets its error in its place, and the rest are still classified."""
-        results: list[Prediction | DigitlearnError | torch.Tensor] = []
+        results: list[tuple[torch.Tensor, int] | DigitlearnError] = []
         for source in sources:
             try:
-                results.append(self.prepare(source))
+                results.append(self._prepared(source))
             except DigitlearnError as e:
                 results.append(e)
-        images = [r for r in results if isinstance(r, torch.Tensor)]
+        images = [r[0] for r in results if isinstance(r, tuple)]
         probs = iter(self.probabilities(torch.stack(images)) if images else [])
-        return [self._result(r, next(probs)) if isinstance(r, torch.Tensor) else r for r in results]
+        return [self._result(r[0], next(probs), r[1]) if isinstance(r, tuple) else r for r in results]
 
     def __repr__(self) -> str:
         arch = (self.config.get("model") or {}).get("arch", "model")

@@ -43,6 +43,7 @@ def _box(mask: np.ndarray) -> tuple[slice, slice]:
 
 
 Box = tuple[int, int, int, int]  # x0, x1, y0, y1
+Parts = list[tuple[np.ndarray, np.ndarray]]  # (left, right) masks of a mark's possible halves
 
 
 def _same_digit(a: Box, b: Box) -> bool:
@@ -91,9 +92,9 @@ def _prepare(ink: np.ndarray, mask: np.ndarray, strokes: np.ndarray, size: tuple
     return fit(ink * own, size)
 
 
-def _cuts(ink: np.ndarray, mask: np.ndarray, n: int = 3) -> list[int]:
-    """Up to `n` columns to cut a wide mark at: the least inked in its middle, far apart."""
-    _, cols = _box(mask)
+def _cuts(ink: np.ndarray, mask: np.ndarray, cols: slice, n: int = 3) -> list[int]:
+    """Up to `n` columns to cut a wide mark (spanning `cols`) at: the least inked in its middle,
+    far apart."""
     width = cols.stop - cols.start
     profile = (ink * mask)[:, cols].sum(0)
     lo, hi = round(0.2 * width), round(0.8 * width)
@@ -118,7 +119,7 @@ def _largest_strokes(mask: np.ndarray) -> np.ndarray:
     return np.isin(labels, 1 + np.flatnonzero(sizes >= 0.1 * sizes.max()))
 
 
-def _partitions(mask: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+def _partitions(mask: np.ndarray) -> Parts:
     """A mark of several strokes parted into the strokes left and right of each gap between
     their centres: a slanted 1 overlaps its neighbour and joins its mark."""
     from scipy import ndimage
@@ -131,13 +132,15 @@ def _partitions(mask: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
     return [(np.isin(labels, order[:i]), np.isin(labels, order[i:])) for i in range(1, n)]
 
 
-def _column_cuts(ink: np.ndarray, mask: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
-    """A wide mark (touching digits) cut at each of its least inked middle columns."""
-    rows, cols = _box(mask)
+def _column_cuts(
+    ink: np.ndarray, mask: np.ndarray, rows: slice, cols: slice
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """A wide mark (touching digits; its box is `rows`, `cols`) cut at each of its least inked
+    middle columns."""
     if cols.stop - cols.start < WIDE * (rows.stop - rows.start):
         return []
     parts = []
-    for c in _cuts(ink, mask):
+    for c in _cuts(ink, mask, cols):
         left, right = mask.copy(), mask.copy()
         left[:, c:], right[:, :c] = False, False
         parts.append((_largest_strokes(left), _largest_strokes(right)))
@@ -159,27 +162,37 @@ def _read(
     classify: Classify,
     size: tuple[int, int],
     splits: int,
+    seen: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> list[Digit]:
     """A mark read as one digit, or as the two parts that read better (a higher geometric mean of
-    their probabilities than the whole's), each read the same way."""
-    x = _prepare(ink, mask, strokes, size)
-    probs = classify(x[None])[0]
+    their probabilities than the whole's), each read the same way. `seen` is the mark's input and
+    probabilities when they were computed already, while it was a part being scored."""
+    if seen is None:
+        x = _prepare(ink, mask, strokes, size)
+        seen = x, classify(x[None])[0]
+    x, probs = seen
     rows, cols = _box(mask)
     whole = [Digit(mask, rows, cols, x, probs)]
     if splits == 0:
         return whole
     height = rows.stop - rows.start
     best, best_score = None, float(probs.max())
-    for left, right in _partitions(mask) + _column_cuts(ink, mask):
+    for left, right in _partitions(mask) + _column_cuts(ink, mask, rows, cols):
         if not (_tall(left, height) and _tall(right, height)):
             continue
         halves = torch.stack([_prepare(ink, m, strokes, size) for m in (left, right)])
-        score = float(classify(halves).max(1).values.prod().sqrt())  # per digit, as the whole's
+        halves_probs = classify(halves)
+        score = float(halves_probs.max(1).values.prod().sqrt())  # per digit, as the whole's
         if score > best_score:
-            best, best_score = (left, right), score
+            best, best_score = ((left, right), halves, halves_probs), score
     if best is None:
         return whole
-    return [d for half in best for d in _read(ink, half, strokes, classify, size, splits - 1)]
+    parts, inputs, part_probs = best
+    return [
+        d
+        for part, x, p in zip(parts, inputs, part_probs, strict=True)
+        for d in _read(ink, part, strokes, classify, size, splits - 1, (x, p))
+    ]
 
 
 def read_digits(ink: np.ndarray, classify: Classify, size: tuple[int, int] = (28, 28)) -> list[Digit]:
