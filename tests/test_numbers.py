@@ -1,7 +1,6 @@
 """Digits photographed small, on ruled or unevenly lit paper, and numbers of several digits."""
 
 import json
-import time
 
 import numpy as np
 import pytest
@@ -71,16 +70,6 @@ def test_what_is_not_a_digit_says_no_digit_found(what):
             a[y : y + 3] -= 70
     with pytest.raises(NoDigitError, match="no digit found"):
         to_mnist(photo(a))
-
-
-def test_a_photo_is_prepared_quickly(test_digits):
-    x, _ = test_digits
-    img = np.asarray(photographed_digit(x[0], np.random.default_rng(0), 0.1, page=1200).convert("L"))
-    to_mnist(img)
-    start = time.perf_counter()
-    for _ in range(3):
-        to_mnist(img)
-    assert (time.perf_counter() - start) / 3 < 0.3  # about 60 ms on an idle core
 
 
 def test_small_handwritten_digits_on_photos_are_read(fast_run, test_digits):

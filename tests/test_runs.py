@@ -9,7 +9,6 @@ import inspect
 import json
 import os
 import struct
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -340,15 +339,12 @@ def broken_copy(base: Path, folder: Path, config: bytes | None = None, weights: 
 
 
 def refused(folder: Path, file: str, named: str, load: Callable = load_model) -> str:
-    """Loading `folder` fails, within a second, in one line naming `file` and `named`."""
-    start = time.perf_counter()
+    """Loading `folder` fails in one line naming `file` and `named` (how fast: bench/refusals.py)."""
     with pytest.raises(DigitlearnError) as caught:
         load(folder)
-    elapsed = time.perf_counter() - start
     message = str(caught.value)
     assert f"{file}" in message and named in message, message
     assert "\n" not in message and len(message) < 400, message
-    assert elapsed < 1, f"{elapsed:.2f}s"
     return message
 
 
