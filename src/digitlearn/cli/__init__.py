@@ -1,5 +1,5 @@
 """The `digitlearn` command: one module per command, each a thin layer over the public functions
-a notebook user calls (`recipes.Recipe`, `run_folder.save_run`, `Interpretation`, `Predictor`...).
+a notebook user calls (`train_run`, `resume_run`, `Predictor`, `Interpretation`...).
 
 A command module has NAME, HELP, TORCH (whether it computes with torch, and so takes
 --threads), `add_arguments(parser)` and `run(args) -> exit status`; `main` lists them. Building

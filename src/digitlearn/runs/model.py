@@ -24,7 +24,7 @@ from .schema import MAX_CONFIG_BYTES, check_blank_image, check_config, parse_con
 
 
 def read_config(path: str | Path) -> dict:
-    """The config.json of a saved model folder, as strict JSON of bounded size (see run_schema)."""
+    """The config.json of a saved model folder, as strict JSON of bounded size (see `schema`)."""
     refuse_unfinished(path)
     file = Path(path) / CONFIG
     if not file.is_file():
@@ -40,7 +40,7 @@ def read_config(path: str | Path) -> dict:
 def load_model(path: str | Path, required: Collection[str] = ()) -> tuple[nn.Module, dict]:
     """Rebuild a saved model from its folder: (model with its weights, config).
 
-    The config is checked first (run_schema; `required`: "classes", "input", which must be there),
+    The config is checked first (`schema`; `required`: "classes", "input", which must be there),
     then the model is planned on the meta device, which allocates nothing, and checked for size,
     then the weights are read and checked against the plan, and only then become the model's:
     assigned in place of the plan's, so no random initial weights are made only to be replaced.

@@ -14,7 +14,7 @@ import torch
 
 from .prepare import fit
 
-INK = 0.3  # the level above which a cleaned pixel is a stroke, as in preprocess
+INK = 0.3  # the level above which a cleaned pixel is a stroke, as in vision.prepare
 OVERLAP = 0.5  # strokes are one mark when their columns overlap by this much of the narrower's width
 FULL_HEIGHT = 0.8  # strokes both this much of their joint height are two digits side by side
 DIGIT_HEIGHT = 0.5  # a mark at least this much of the tallest one's height looks like a digit
@@ -61,7 +61,7 @@ def _join(a: Box, b: Box) -> Box:
 
 
 def marks(ink: np.ndarray) -> list[np.ndarray]:
-    """The marks of cleaned ink (see `preprocess.clean`) that are tall enough to be digits (not
+    """The marks of cleaned ink (see `prepare.clean`) that are tall enough to be digits (not
     dust or dots), as masks, left to right."""
     from scipy import ndimage
 
