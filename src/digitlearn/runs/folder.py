@@ -15,7 +15,6 @@ from .. import __version__
 from ..errors import DigitlearnError
 from ..files import atomic_dir, remove_stale
 from ..models.saved import CONFIG, FORMAT, WEIGHTS
-from ..plots.charts import plot_history, save_figure
 from ..training import Learner, MixedPrecision, write_history
 from ..training.recipes import Recipe
 from .checkpoint import CHECKPOINT, unfinished
@@ -125,6 +124,8 @@ def save_run(
         write_history(learn.recorder, tmp / "history.json")
         if history:
             title = f"{recipe.model} on {data}"
+            from ..plots.charts import plot_history, save_figure  # matplotlib: only when a run is saved
+
             save_figure(plot_history(history, learn.recorder.metric_columns, title), tmp / "history.png")
     return record
 
