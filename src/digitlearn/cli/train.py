@@ -66,7 +66,8 @@ def report(run: "Run") -> int:
         n = record["epochs_done"]
         figures = ", ".join(f"{k} {v:.4f}" for k, v in record["results"].items())
         print(f"after {n} epoch{'s' if n != 1 else ''} ({record['train_seconds']:.1f}s): {figures}")
-    print(f"wrote {run.path}: {', '.join(sorted(p.name for p in run.path.iterdir()))}")
+    files = sorted(p.name for p in run.path.iterdir() if not p.name.startswith("."))  # not the lock
+    print(f"wrote {run.path}: {', '.join(files)}")
     if run.interrupted:
         more = f"; go on with digitlearn train --resume {run.path}" if run.resumable else ""
         raise Interrupted(f"the run holds the weights and history so far{more}")

@@ -1,12 +1,13 @@
 """A training run's folder: the model (weights.safetensors, config.json with the recipe, the data,
 the seed and the results), the history (history.csv, history.json) and its curves (history.png).
 
-`save_run` writes it all into a temporary folder and renames it into place, so a run folder is
-whole or absent. `predict`, `evaluate` and `serve` need nothing else.
+A run trained by `train_run` is made by `start_run`, checkpointed after every epoch, and finished
+by `finish_run`; until its checkpoint is gone it is unfinished, and resumable. `save_run` writes
+a trained Learner's run folder at once, whole or not at all. `predict`, `evaluate` and `serve`
+need nothing else.
 """
 
 import re
-import shutil
 from pathlib import Path
 
 import torch
@@ -18,6 +19,7 @@ from ..models.saved import CONFIG, FORMAT, WEIGHTS
 from ..training import Learner, MixedPrecision, write_history
 from ..training.recipes import Recipe
 from .checkpoint import CHECKPOINT, unfinished
+from .lock import LOCK
 from .model import read_config
 
 
@@ -33,7 +35,7 @@ def new_run_dir(data: str, name: str, root: str | Path = "runs") -> Path:
 
 
 # what a run folder holds: replacing one (--force) deletes nothing else
-RUN_FILES = frozenset({CONFIG, WEIGHTS, CHECKPOINT, "history.csv", "history.json", "history.png"})
+RUN_FILES = frozenset({CONFIG, WEIGHTS, CHECKPOINT, "history.csv", "history.json", "history.png", LOCK})
 
 
 def is_run_folder(path: Path) -> bool:
@@ -42,9 +44,10 @@ def is_run_folder(path: Path) -> bool:
     if not path.is_dir() or path.is_symlink():
         return False
     remove_stale(path / CONFIG)
-    if not {p.name for p in path.iterdir()} <= RUN_FILES:
+    names = {p.name for p in path.iterdir()}
+    if not names <= RUN_FILES:
         return False
-    if unfinished(path) is not None:
+    if unfinished(path) is not None or names <= {LOCK}:  # a run, or one that never wrote a file
         return True
     try:
         return read_config(path).get("format") == FORMAT
@@ -107,34 +110,60 @@ def save_run(
     recipe_name: str | None = None,
     replace: bool = False,
     extra: dict | None = None,
-    keep_checkpoint: bool = False,
 ) -> dict:
-    """Write the run folder `out` for a trained `learn`; returns what config.json records of it.
-
-    `keep_checkpoint` (for a run stopped early) keeps `out`'s checkpoint in the new folder, so the run can
-    be resumed; until it is, nothing takes its weights for a trained model's."""
+    """Write a new run folder `out` for a trained `learn`, whole or not at all (a temporary folder
+    renamed into place; an earlier run there is replaced only if `replace`). Returns what
+    config.json records of the run. A run trained with checkpoints is finished by `finish_run`."""
     record = run_record(learn, recipe, data, seed, recipe_name, extra)
-    history = learn.recorder.history
-    out = Path(out)
-    with atomic_dir(out, replace=replace) as tmp:
-        if keep_checkpoint and (out / CHECKPOINT).is_file():
-            shutil.copyfile(out / CHECKPOINT, tmp / CHECKPOINT)
-        learn.save(tmp, record)
-        write_history(learn.recorder, tmp / "history.csv")
-        write_history(learn.recorder, tmp / "history.json")
-        if history:
-            title = f"{recipe.model} on {data}"
-            from ..plots.charts import plot_history, save_figure  # matplotlib: only when a run is saved
-
-            save_figure(plot_history(history, learn.recorder.metric_columns, title), tmp / "history.png")
+    with atomic_dir(Path(out), replace=replace) as tmp:
+        _write_results(tmp, learn, record, f"{recipe.model} on {data}")
     return record
 
 
+def finish_run(
+    out: Path,
+    learn: Learner,
+    recipe: Recipe,
+    data: str,
+    seed: int,
+    recipe_name: str | None = None,
+    extra: dict | None = None,
+    keep_checkpoint: bool = False,
+) -> dict:
+    """Finish the run folder `out` that `start_run` made and its checkpoints kept resumable:
+    each result file is written beside the checkpoint, atomically, and removing the checkpoint is
+    the one step that makes the run finished. A kill at any moment leaves a run that `--resume`
+    finishes (its checkpoint holds the whole training) or a finished one; never neither.
+    `keep_checkpoint` (a run stopped early) leaves it resumable. Returns config.json's record."""
+    record = run_record(learn, recipe, data, seed, recipe_name, extra)
+    _write_results(out, learn, record, f"{recipe.model} on {data}")
+    if not keep_checkpoint:
+        (out / CHECKPOINT).unlink(missing_ok=True)
+    return record
+
+
+def _write_results(folder: Path, learn: Learner, record: dict, title: str) -> None:
+    """The model, its config and the history (csv, json, and the curves as history.png)."""
+    history = learn.recorder.history
+    write_history(learn.recorder, folder / "history.csv")
+    write_history(learn.recorder, folder / "history.json")
+    if history:
+        from ..plots.charts import plot_history, save_figure  # matplotlib: only when a run is saved
+
+        save_figure(plot_history(history, learn.recorder.metric_columns, title), folder / "history.png")
+    learn.save(folder, record)  # config.json last: a reader finds weights for every config
+
+
 def start_run(out: str | Path, learn: Learner, n_epoch: int, resume: dict, replace: bool = False) -> None:
-    """Make the run folder `out` as training starts: the checkpoint before the first epoch and
-    an empty history.csv, renamed into place together (replacing an earlier run if `replace`).
-    `resume` is what `digitlearn train --resume` needs to rebuild the run (JSON data)."""
+    """Start the run in the folder `out` (held by `run_lock`): the checkpoint before the first
+    epoch and an empty history.csv. `resume` is what `resume_run` needs to rebuild the run (JSON
+    data). An earlier run there (`replace`) is replaced in place: the new checkpoint first, which
+    makes the folder this run's, then the old run's other files go."""
     learn.n_epoch = n_epoch  # the checkpoint's "epoch 0 of n"
-    with atomic_dir(Path(out), replace=replace) as tmp:
-        learn.save_checkpoint(tmp / CHECKPOINT, resume)
-        write_history(learn.recorder, tmp / "history.csv")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    learn.save_checkpoint(out / CHECKPOINT, resume)
+    write_history(learn.recorder, out / "history.csv")
+    if replace:
+        for name in RUN_FILES - {CHECKPOINT, "history.csv", LOCK}:
+            (out / name).unlink(missing_ok=True)

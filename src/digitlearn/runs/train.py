@@ -9,7 +9,7 @@ prints and writes the folder.
 
 import shutil
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +22,8 @@ from ..training.distributed import launched, rank
 from ..training.losses import describe as describe_loss
 from ..training.recipes import RECIPES, Recipe, recipe_for
 from .checkpoint import CHECKPOINT, Checkpoint, unfinished
-from .folder import check_run_dir, is_run_folder, new_run_dir, save_run, start_run
+from .folder import check_run_dir, finish_run, is_run_folder, new_run_dir, start_run
+from .lock import LOCK, run_lock
 
 Log = Callable[[str], None]
 
@@ -100,22 +101,28 @@ def train_run(
         recipe = recipe_for(recipe, model)
     recipe = recipe.updated(**settings)
     lead = rank() == 0  # under torchrun, only rank 0 prints and writes; the others have no folder
+    path = (Path(out) if out else new_run_dir(data, recipe_name or recipe.model)) if lead else None
     say = log if lead and log else _quiet
-    path = None
-    if lead:  # the folder is checked before training: a bad `out` costs no run
-        path = check_run_dir(out, force) if out else new_run_dir(data, recipe_name or recipe.model)
-    run = {
-        "data": str(data),
-        "size": list(size) if isinstance(size, tuple) else size,
-        "recipe_name": recipe_name,
-        "recipe": recipe.to_dict(),
-        "seed": seed,
-        "device": device,
-    }
-    ds = load_dataset(data, size=size)
-    learn = recipe.learner(ds, seed, device, progress=progress and lead)
-    learn.add_cbs(cbs)
-    with _processes(learn) as parallel:
+    with ExitStack() as held:
+        new = False
+        if path is not None:  # one writer per folder, from the check to the finish
+            check_run_dir(path, force)  # before training: a bad `out` costs no run
+            new = held.enter_context(run_lock(path, create=True))
+            if not new:  # there before the lock: checked again, now that no one else writes it
+                check_run_dir(path, force)
+            held.callback(_remove_if_unused, path, new)
+        run = {
+            "data": str(data),
+            "size": list(size) if isinstance(size, tuple) else size,
+            "recipe_name": recipe_name,
+            "recipe": recipe.to_dict(),
+            "seed": seed,
+            "device": device,
+        }
+        ds = load_dataset(data, size=size)
+        learn = recipe.learner(ds, seed, device, progress=progress and lead)
+        learn.add_cbs(cbs)
+        parallel = held.enter_context(_processes(learn))
         named = f" (recipe {recipe_name})" if recipe_name else ""
         say(
             f"training {recipe.model}{named} ({n_params(learn.model):,} parameters) on {data}: "
@@ -123,7 +130,7 @@ def train_run(
             f"{describe(recipe, learn, parallel)}, seed {seed}"
         )
         if path is not None:
-            start_run(path, learn, recipe.epochs, {"run": run}, replace=force)
+            start_run(path, learn, recipe.epochs, {"run": run}, replace=not new)
         try:
             return _train(path, learn, recipe, run, parallel)
         except DigitlearnError:
@@ -139,6 +146,11 @@ def resume_run(
     """Go on with the unfinished run in `run_dir` (`digitlearn train --resume`): rebuilt from the
     settings its checkpoint records, it ends as the uninterrupted run would have."""
     path = Path(run_dir)
+    with run_lock(path) if rank() == 0 and path.is_dir() else nullcontext():
+        return _resume(path, progress, cbs, log)
+
+
+def _resume(path: Path, progress: bool, cbs: Iterable[Callback], log: Log | None) -> Run:
     progress_made = unfinished(path)
     if progress_made is None:
         raise DigitlearnError(f"{path} is not an unfinished run: there is no checkpoint in it to resume")
@@ -157,6 +169,12 @@ def resume_run(
             f"{describe(recipe, learn, parallel)}, seed {run['seed']}"
         )
         return _train(path if lead else None, learn, recipe, run, parallel)
+
+
+def _remove_if_unused(path: Path, made: bool) -> None:
+    """Remove the folder this run made if it failed before writing anything into it."""
+    if made and path.is_dir() and {p.name for p in path.iterdir()} <= {LOCK}:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def _quiet(line: str) -> None:
@@ -187,14 +205,13 @@ def _train(path: Path | None, learn: Learner, recipe: Recipe, run: dict, paralle
     if path is None:
         return Run(None, learn, recipe, {})
     stopped = learn.interrupted and learn.epochs_done < recipe.epochs
-    record = save_run(
+    record = finish_run(
         path,
         learn,
         recipe,
         run["data"],
         run["seed"],
         run["recipe_name"],
-        replace=True,  # the folder is this run's own, made when training started
         extra=parallel,
         keep_checkpoint=stopped,
     )
