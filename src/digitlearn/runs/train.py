@@ -106,9 +106,10 @@ def train_run(
     with ExitStack() as held:
         new = False
         if path is not None:  # one writer per folder, from the check to the finish
-            check_run_dir(path, force)  # before training: a bad `out` costs no run
+            if (path.exists() or path.is_symlink()) and not is_run_folder(path):
+                check_run_dir(path, force)  # refuses it, untouched: a file, a link, the user's folder
             new = held.enter_context(run_lock(path, create=True))
-            if not new:  # there before the lock: checked again, now that no one else writes it
+            if not new:  # checked under the lock, before training: a bad `out` costs no run
                 check_run_dir(path, force)
             held.callback(_remove_if_unused, path, new)
         run = {
