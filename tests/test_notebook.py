@@ -18,11 +18,16 @@ NOTEBOOK = Path(__file__).parent.parent / "notebooks" / "chapter4.ipynb"
 @pytest.fixture(scope="module")
 def executed(sample, mnist, tmp_path_factory):
     nb = nbformat.read(NOTEBOOK, as_version=4)
-    folder = tmp_path_factory.mktemp("notebook")  # where the notebook saves its model
+    folder = tmp_path_factory.mktemp("notebook")  # where a reader opens it: the repository's notebooks/
     NotebookClient(
         nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(folder)}}
     ).execute()
+    nb.metadata["written"] = sorted(p.name for p in folder.iterdir())
     return nb
+
+
+def test_running_the_notebook_writes_nothing_where_it_is(executed):
+    assert executed.metadata["written"] == []
 
 
 def tagged(nb, tag: str) -> list:
