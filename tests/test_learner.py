@@ -468,3 +468,65 @@ def test_load_learner_predicts_as_the_learner_did(tmp_path, model):
         assert (label, index) == expected[:2] and torch.allclose(probs, expected[2], atol=1e-6)
     assert loaded.summary().total == learn.summary().total
     assert loaded.summary().input_shape[0] == 1  # no data: one blank input of the model's format
+
+
+# ---------------------------------------------------------------- the holes mutation testing found
+
+
+def test_validation_and_predictions_run_the_model_in_eval_mode():
+    """A model with dropout gives one validation loss, however often it is asked, and the
+    predictions of the model as evaluated; training mode would drop a random half each time."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Dropout(0.5), nn.Linear(16, 1))
+    learn = learner(model=model, loss_func=mnist_loss)
+    learn.fit(1, 0.1)
+    first, second = learn.validate(), learn.validate()
+    assert first["valid_loss"] == second["valid_loss"]
+    x, _ = learn.dls.valid.fields
+    model.eval()
+    with torch.no_grad():
+        expected = model(x)
+    model.train()
+    torch.testing.assert_close(learn.get_preds(raw=True)[0], expected)
+    assert learn.predict(x[0])[2][1] == pytest.approx(float(expected[0].sigmoid()), abs=1e-6)
+
+
+class CancelFirstStep(Callback):
+    """Cancels the optimizer's step on the first batch of each epoch."""
+
+    def before_step(self, learn):
+        if learn.iter == 0:
+            raise CancelStepException()
+
+
+def test_a_cancelled_step_leaves_no_gradient_behind():
+    """The gradient of a batch whose step was cancelled is cleared, not added to the next one's."""
+    dls = toy_dls(n=64, bs=32, shuffle=False)  # two batches an epoch
+    learn = learner(dls, opt_func=SGD, loss_func=mnist_loss, cbs=[CancelFirstStep()])
+    torch.manual_seed(0)
+    twin = nn.Linear(8, 1)
+    learn.fit(1, 0.5)
+    (_, _), (xb, yb) = list(dls.train)  # only the second batch's step is taken
+    mnist_loss(twin(xb), yb).backward()
+    with torch.no_grad():
+        for p in twin.parameters():
+            p -= 0.5 * p.grad
+    for a, b in zip(learn.model.parameters(), twin.parameters(), strict=True):
+        assert torch.equal(a, b)
+
+
+def test_callbacks_run_by_their_order_not_the_order_given():
+    calls = []
+
+    def recorder(name: str, order: int) -> Callback:
+        cb = type(name, (Callback,), {"order": order, "before_fit": lambda self, learn: calls.append(name)})
+        return cb()
+
+    given = [recorder("late", 70), recorder("early", -5), recorder("middle", 20)]
+    learner(cbs=given, loss_func=mnist_loss).fit(0)
+    assert calls == ["early", "middle", "late"]
+    calls.clear()
+    learn = learner(loss_func=mnist_loss)
+    learn.add_cbs(given[::-1])
+    learn.fit(0, cbs=[recorder("first", -10)])
+    assert calls == ["first", "early", "middle", "late"]
