@@ -65,3 +65,12 @@ def test_ten_classes_on_full_mnist(mnist):
     report = PixelSimilarity("rmse").fit(mnist.train.x, mnist.train.y).evaluate(mnist.valid, mnist.classes)
     assert len(report.counts) == 10 and sum(report.counts) == 10_000
     assert 0.80 < report.accuracy < 0.84  # the nearest-mean baseline's known level on MNIST
+
+
+def test_the_distance_is_the_mean_of_absolute_differences():
+    # not the absolute value of the mean difference: +1 and -1 pixels must not cancel out
+    a = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    b = torch.tensor([[0.0, 1.0], [1.0, 0.0]])
+    assert float(mnist_distance(a, b)) == 1.0
+    assert float(rmse_distance(a, b)) == 1.0
+    assert float(mnist_distance(a, a)) == 0.0

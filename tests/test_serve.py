@@ -249,3 +249,16 @@ def test_a_taken_port_is_one_line_and_exit_1(untrained_run):
     assert second.stderr.strip().splitlines() == [
         f"digitlearn: error: cannot listen on 127.0.0.1:{port}: Address already in use"
     ]
+
+
+def test_a_body_without_a_length_is_cut_off_at_the_limit(client):
+    """Chunked, with no Content-Length to refuse it by: counted as it arrives, refused at the limit."""
+
+    def chunks():
+        for _ in range(30):
+            yield b"x" * 10_000  # 300,000 bytes in all, over the 200,000 limit
+
+    r = client.post("/api/predict", content=chunks(), headers=PNG)
+    assert r.status_code == 413 and "over the limit of 200,000 bytes" in r.json()["detail"]
+    small = client.post("/api/predict", content=iter([encoded(draw_digit("4"))]), headers=PNG)
+    assert small.status_code == 200
