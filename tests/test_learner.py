@@ -39,7 +39,6 @@ from digitlearn import (
 )
 from digitlearn.device import pick_device
 from digitlearn.training import LRFindResult, suggest_lr
-from digitlearn.training import learner as learner_module
 
 from .conftest import toy_dls
 
@@ -373,7 +372,9 @@ def test_pick_device():
 
 @pytest.mark.parametrize("fast", [True, False])
 def test_to_bf16_warns_in_one_line_where_bf16_is_emulated(fast, monkeypatch, capsys):
-    monkeypatch.setattr(learner_module, "fast_bf16", lambda device: fast)
+    # a CPU with AMX tiles, whatever this one has; without them, oneDNN capped at AVX2
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True, raising=False)
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "ALL" if fast else "AVX2")
     learn = learner(loss_func=bce_loss).to_bf16()
     err = capsys.readouterr().err
     if fast:
