@@ -147,14 +147,13 @@ def resume_run(
     """Go on with the unfinished run in `run_dir` (`digitlearn train --resume`): rebuilt from the
     settings its checkpoint records, it ends as the uninterrupted run would have."""
     path = Path(run_dir)
-    with run_lock(path) if rank() == 0 and path.is_dir() else nullcontext():
+    _check_unfinished(path)  # before the lock: no .lock file in a folder that holds no run
+    with run_lock(path) if rank() == 0 else nullcontext():
         return _resume(path, progress, cbs, log)
 
 
 def _resume(path: Path, progress: bool, cbs: Iterable[Callback], log: Log | None) -> Run:
-    progress_made = unfinished(path)
-    if progress_made is None:
-        raise DigitlearnError(f"{path} is not an unfinished run: there is no checkpoint in it to resume")
+    progress_made = _check_unfinished(path)
     run = read_checkpoint(path / CHECKPOINT)[0]["extra"]["run"]
     recipe = Recipe.from_dict(run["recipe"])
     size = tuple(run["size"]) if run["size"] else None
@@ -170,6 +169,14 @@ def _resume(path: Path, progress: bool, cbs: Iterable[Callback], log: Log | None
             f"{describe(recipe, learn, parallel)}, seed {run['seed']}"
         )
         return _train(path if lead else None, learn, recipe, run, parallel)
+
+
+def _check_unfinished(path: Path) -> tuple[int, int]:
+    """(epochs done, epochs planned) of the unfinished run in `path`, refused in one line if none."""
+    progress_made = unfinished(path)
+    if progress_made is None:
+        raise DigitlearnError(f"{path} is not an unfinished run: there is no checkpoint in it to resume")
+    return progress_made
 
 
 def _remove_if_unused(path: Path, made: bool) -> None:
