@@ -13,6 +13,7 @@ from . import (
     compare,
     datasets,
     evaluate,
+    export,
     lr_find,
     predict,
     recipes,
@@ -24,7 +25,9 @@ from . import (
 from .shared import Interrupted, Parser, threads_parent
 
 # in the order `digitlearn --help` lists them
-COMMANDS = (datasets, baseline, show, train, recipes, compare, lr_find, evaluate, predict, reproduce, serve)
+COMMANDS = (
+    datasets, baseline, show, train, recipes, compare, lr_find, evaluate, predict, export, reproduce, serve,
+)  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:
