@@ -28,6 +28,12 @@ def add_arguments(q: argparse.ArgumentParser) -> None:
     q.add_argument(
         "--resume", metavar="RUN_DIR", help="go on with the unfinished run RUN_DIR, with its settings"
     )
+    q.add_argument(
+        "--log",
+        nargs=2,
+        metavar=("KIND", "DIR"),
+        help="also log training: tensorboard DIR (losses, metrics, learning rate and epoch times)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -39,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
         if given:
             flag = "--" + given[0].replace("_", "-")
             raise DigitlearnError(f"--resume takes every setting from {args.resume}: give no {flag}")
-        return report(resume_run(args.resume, progress=not args.quiet))
+        return report(resume_run(args.resume, progress=not args.quiet, cbs=loggers(args)))
     flags = recipe_flags(args)
     settings = {k: v for k, v in flags.items() if k != "model"}
     run = train_run(
@@ -52,9 +58,22 @@ def run(args: argparse.Namespace) -> int:
         size=args.size,
         force=args.force,
         progress=not args.quiet,
+        cbs=loggers(args),
         **settings,
     )
     return report(run)
+
+
+def loggers(args: argparse.Namespace) -> list:
+    """The callbacks `--log KIND DIR` asks for."""
+    if not args.log:
+        return []
+    kind, folder = args.log
+    if kind != "tensorboard":
+        raise DigitlearnError(f"--log {kind}: the known kind is tensorboard (--log tensorboard DIR)")
+    from ..training.tensorboard import TensorBoard
+
+    return [TensorBoard(folder)]
 
 
 def report(run: "Run") -> int:

@@ -17,6 +17,7 @@
     skip_learned     later epochs only on the examples not yet mastered
     validate_at_end  one validation, after the last epoch
     augment          random shifts, rotations and zooms of each training batch
+    tensorboard      logging losses, metrics, learning rates and times to TensorBoard
 
 Every module but `learner` is independent of the loop: the Learner imports them, never the
 reverse.
@@ -45,6 +46,7 @@ __all__, __getattr__, __dir__ = lazy_exports(
         "schedules": ("ParamScheduler", "cosine", "joined", "one_cycle"),
         "skip_learned": ("SkipLearned",),
         "summary": ("Summary", "summarize"),
+        "tensorboard": ("TensorBoard",),
         "tracking": ("EarlyStopping", "SaveBestModel", "TrackerCallback"),
         "validate_at_end": ("ValidateAtEnd",),
     },
