@@ -207,10 +207,10 @@ def test_limits_out_of_range_are_refused_by_the_parser(option, value, message, c
     assert exit_info.value.code == 2 and f"error: argument {option}: {message}" in err
 
 
-def start_server(run, *args: str) -> tuple[subprocess.Popen, str]:
-    """`digitlearn serve RUN --port 0` in its own process; returns it and the URL it printed."""
+def start_server(*args: str) -> tuple[subprocess.Popen, str]:
+    """`digitlearn serve [RUN] --port 0 ...` in its own process; returns it and the URL it printed."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "digitlearn", "serve", str(run), "--port", "0", *args],
+        [sys.executable, "-m", "digitlearn", "serve", *map(str, args), "--port", "0"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

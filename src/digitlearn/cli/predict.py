@@ -3,6 +3,7 @@
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import DigitlearnError
@@ -16,8 +17,13 @@ NAME, HELP, TORCH = "predict", "classify your own digit images (any size, format
 
 
 def add_arguments(q: argparse.ArgumentParser) -> None:
-    q.add_argument("run_dir", metavar="RUN_DIR", help="a run folder written by `digitlearn train`")
-    q.add_argument("images", metavar="IMAGE", nargs="+", help="PNG, JPEG, BMP, GIF, WebP or TIFF files")
+    q.add_argument(
+        "paths",
+        metavar="[RUN_DIR] IMAGE",
+        nargs="+",
+        help="a run folder written by `digitlearn train` (default: the model that ships with digitlearn), "
+        "then PNG, JPEG, BMP, GIF, WebP or TIFF files",
+    )
     q.add_argument("--top", type=count, default=3, help="probabilities shown per image")
     q.add_argument("--json", action="store_true", help="print the results as JSON")
     q.add_argument(
@@ -55,10 +61,27 @@ def _warn_if_several(file: str, marks: int) -> None:
         )
 
 
+def split_run(paths: list[str]) -> tuple[str | None, list[str]]:
+    """(the run folder, the images): a first path that is a folder is the run; without one, the
+    model that ships with digitlearn is used, and a line on stderr says so."""
+    from ..inference.predictor import BOXED_NOTE
+
+    first = Path(paths[0])
+    if first.is_dir():
+        if len(paths) == 1:
+            raise DigitlearnError(f"{first} is a folder: give the images to classify after it")
+        return paths[0], paths[1:]
+    if len(paths) > 1 and not first.exists() and not first.suffix:  # a run folder's name, mistyped
+        raise DigitlearnError(f"{first} is not a saved model: no such folder")
+    print(f"digitlearn: {BOXED_NOTE}", file=sys.stderr)
+    return None, paths
+
+
 def run(args: argparse.Namespace) -> int:
     from ..inference.predictor import Predictor
 
-    predictor = Predictor.load(args.run_dir, args.device)
+    run_dir, args.images = split_run(args.paths)
+    predictor = Predictor.load(run_dir, args.device)
     if args.number:
         rows = _read_numbers(predictor, args.images, args.json)
         if args.json:

@@ -10,7 +10,12 @@ LIMITS = ("max_bytes", "idle_timeout", "head_timeout", "body_timeout", "workers"
 
 
 def add_arguments(q: argparse.ArgumentParser) -> None:
-    q.add_argument("run_dir", metavar="RUN_DIR", help="a run folder written by `digitlearn train`")
+    q.add_argument(
+        "run_dir",
+        metavar="RUN_DIR",
+        nargs="?",
+        help="a run folder written by `digitlearn train` (default: the model that ships with digitlearn)",
+    )
     q.add_argument(
         "--host", default="127.0.0.1", help="address to listen on (default %(default)s: this machine only)"
     )
@@ -42,6 +47,12 @@ def run(args: argparse.Namespace) -> int:
     from ..inference.predictor import Predictor
     from ..inference.serve import Limits, serve
 
+    if args.run_dir is None:
+        import sys
+
+        from ..inference.predictor import BOXED_NOTE
+
+        print(f"digitlearn: {BOXED_NOTE}", file=sys.stderr)
     predictor = Predictor.load(args.run_dir, args.device)
     given = {name: getattr(args, name) for name in LIMITS if getattr(args, name) is not None}
     serve(predictor, args.host, args.port, Limits(**given))
