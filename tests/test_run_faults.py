@@ -119,7 +119,11 @@ def test_a_ctrl_c_after_any_rename_or_unlink_loses_nothing(reference, tmp_path):
 def test_a_second_writer_is_refused_while_the_first_runs(reference, tmp_path, capsys):
     data = reference[0]
     run = tmp_path / "busy"
-    train_run(data, out=run, **{**SETTINGS, "epochs": 1})
+    # Ctrl-C after the first epoch's checkpoint (the third call): a stopped, unfinished run
+    with fault_after(3, run, lambda: signal.raise_signal(signal.SIGINT)):
+        train_run(data, out=run, **SETTINGS)
+    assert unfinished(run) is not None
+    capsys.readouterr()  # what the stop said
     with run_lock(run):  # another process's training, as far as the lock can tell
         for argv in (
             ["train", "--data", str(data), "--out", str(run), "--quiet"],

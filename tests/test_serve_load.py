@@ -65,7 +65,7 @@ def bad(bomb) -> list[tuple[str, dict, int, str]]:
     drawing, eps = encoded(draw_digit("4")), encoded(Image.new("RGB", (32, 32)), "EPS")
     return [
         ("deep JSON", {"content": b"[" * 100_000 + b"]" * 100_000, "headers": JSON}, 400, "nested"),
-        ("long JSON number", {"content": b'{"image": ' + b"9" * 5000 + b"}", "headers": JSON}, 400, "chars"),
+        ("long JSON number", {"content": b'{"image": ' + b"9" * 5000 + b"}", "headers": JSON}, 400, "5,000"),
         ("LAB TIFF", {"content": encoded(Image.new("LAB", (64, 64)), "TIFF")}, 415, "convert"),
         ("EXIF RGBA bomb", {"content": bomb}, 415, "too large"),
         ("1-bit 9000x9000", {"content": encoded(Image.new("1", (9000, 9000)))}, 415, "too large"),
