@@ -16,11 +16,11 @@ from torch import nn
 from digitlearn import DigitlearnError, Learner
 from digitlearn.cli import main
 from digitlearn.data.loaders import DataLoader, DataLoaders
-from digitlearn.runs.folder import check_run_dir, is_run_folder
 from digitlearn.runs.checkpoint import CHECKPOINT
+from digitlearn.runs.folder import check_run_dir, is_run_folder
 from digitlearn.runs.model import read_config
-from digitlearn.training import Augment, Callback, SkipLearned
-from digitlearn.training.losses import cross_entropy
+from digitlearn.training import Augment, Callback, CancelFitException, SkipLearned
+from digitlearn.training.losses import cross_entropy, mnist_loss
 from digitlearn.training.metrics import accuracy
 from digitlearn.training.optim import Adam
 
@@ -178,3 +178,74 @@ def test_ctrl_c_keeps_the_checkpoint_and_resume_finishes_the_run(tmp_path, monke
     assert CHECKPOINT not in {p.name for p in out.iterdir()}
     config = read_config(out)
     assert config["epochs_done"] == 3 and not config["interrupted"]
+
+
+class ScaleByCounter(Callback):
+    """A user's callback whose state shapes training: gradients scaled by 0.99 ** steps so far."""
+
+    def __init__(self) -> None:
+        self.steps = 0
+
+    def after_backward(self, learn) -> None:
+        for p in learn.model.parameters():
+            p.grad *= 0.99**self.steps
+        self.steps += 1
+
+    def state_dict(self) -> dict:
+        return {"steps": self.steps, "trace": torch.tensor([float(self.steps)])}  # data and a tensor
+
+    def load_state_dict(self, state: dict) -> None:
+        self.steps = state["steps"]
+        assert float(state["trace"]) == self.steps
+
+
+def counted_learner(counter: ScaleByCounter) -> Learner:
+    from .conftest import toy_dls
+
+    torch.manual_seed(0)
+    dls = toy_dls(n=256, bs=32, shuffle=True, seed=0)
+    dls.train.generator = torch.Generator().manual_seed(1)
+    learn = Learner(dls, nn.Linear(8, 1), opt_func=Adam, loss_func=mnist_loss, progress=False)
+    learn.add_cbs([counter])
+    return learn
+
+
+def test_a_users_own_callback_state_is_saved_and_resumed(tmp_path):
+    straight = counted_learner(ScaleByCounter())
+    straight.fit_one_cycle(4, 0.05)
+    first = counted_learner(ScaleByCounter())
+    first.fit_one_cycle(4, 0.05, cbs=[StopAfter(2)])
+    first.save_checkpoint(tmp_path / "ckpt.safetensors")
+    counter = ScaleByCounter()
+    resumed = counted_learner(counter)
+    resumed.load_checkpoint(tmp_path / "ckpt.safetensors")
+    resumed.fit_one_cycle(4, 0.05)
+    per_epoch = len(straight.dls.train)
+    assert counter.steps == 4 * per_epoch  # not 2 * per_epoch: the count went on where it stopped
+    for (name, a), b in zip(
+        straight.model.state_dict().items(), resumed.model.state_dict().values(), strict=True
+    ):
+        assert torch.equal(a, b), name
+
+
+class StopAfter(Callback):
+    """Ends the fit after `n` epochs, as a stop between epochs would."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def after_epoch(self, learn) -> None:
+        if learn.epoch + 1 == self.n:
+            raise CancelFitException()
+
+
+def test_a_checkpoint_of_other_callbacks_is_refused_in_one_line(tmp_path):
+    learn = counted_learner(ScaleByCounter())
+    learn.fit(1, 0.05)
+    learn.save_checkpoint(tmp_path / "ckpt.safetensors")
+    plain = counted_learner(ScaleByCounter())
+    plain.remove_cbs([ScaleByCounter])
+    plain.load_checkpoint(tmp_path / "ckpt.safetensors")
+    refused = r"ckpt.safetensors: the checkpoint holds the state of a callback this Learner does not have"
+    with pytest.raises(DigitlearnError, match=refused + r" \(tests.test_checkpoint.ScaleByCounter\)"):
+        plain.fit(2, 0.05)

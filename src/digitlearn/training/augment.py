@@ -77,6 +77,13 @@ class Augment(Callback):
         blank = -fmt.mean / fmt.std if fmt is not None else 0.0  # a 0 pixel, as the model sees it
         self._fill = blank if self.fill is None else self.fill
 
+    def state_dict(self) -> dict:
+        return {"generator": self.generator.get_state()} if self.generator is not None else {}
+
+    def load_state_dict(self, state: dict) -> None:
+        if "generator" in state:
+            self.generator.set_state(state["generator"])
+
     def before_batch(self, learn: Learner) -> None:
         if learn.training:
             learn.xb = random_affine(

@@ -2,8 +2,9 @@
 
 A checkpoint holds the model's and the optimizer's tensors, every random generator's state (torch's
 CPU and CUDA ones, the training loader's and augmentation's own, Python's `random`, NumPy's), the
-epoch counter (the schedules' position: they advance by epoch), the Recorder's history and the
-state of the callbacks that keep some (SkipLearned; the trackers' best figure and weights).
+epoch counter (the schedules' position: they advance by epoch), and the state of every callback
+that keeps some (`Callback.state_dict`: the Recorder's history, SkipLearned's marks, the trackers'
+best figure and weights, a user's own callback's), with no list of classes.
 Tensors are safetensors tensors; the rest is JSON in the file's metadata, so one atomic rename
 writes it all and nothing in it is unpickled.
 Restored at an epoch boundary, on the same machine and thread count, the rest of the fit repeats
@@ -23,12 +24,9 @@ from torch.nn.parallel import DistributedDataParallel
 
 from ..errors import DigitlearnError
 from ..files import atomic_path
-from .augment import Augment
-from .events import Learner
-from .skip_learned import SkipLearned
-from .tracking import SaveBestModel, TrackerCallback
+from .events import Callback, Learner
 
-FORMAT = "digitlearn-checkpoint-1"
+FORMAT = "digitlearn-checkpoint-2"  # 2: each callback's own state_dict, by its class
 CHECKPOINT_KEY = "digitlearn-checkpoint"  # the metadata entry holding the JSON part
 
 
@@ -89,48 +87,33 @@ def _set_rng_state(learn: Learner, state: dict) -> None:
         dl.generator.set_state(state["loader"])
 
 
+def _callback_keys(learn: Learner) -> list[tuple[str, Callback]]:
+    """Each callback with a stable name for its state: its class's, numbered from the second of a
+    class on (two SaveBestModel watching different figures keep one state each)."""
+    seen: dict[str, int] = {}
+    keyed = []
+    for cb in learn.cbs:
+        name = f"{type(cb).__module__}.{type(cb).__qualname__}"
+        seen[name] = seen.get(name, 0) + 1
+        keyed.append((name if seen[name] == 1 else f"{name}#{seen[name]}", cb))
+    return keyed
+
+
 def _callback_states(learn: Learner) -> dict:
-    """The state of each callback that keeps some across epochs, by its class name."""
-    rec = learn.recorder
-    states: dict[str, Any] = {
-        "Recorder": {
-            "names": rec.names,
-            "history": rec.history,
-            "lrs": rec.lrs,
-            "losses": torch.stack(rec._train.parts) if rec._train.parts else None,
-            "counts": rec._train.counts,
-        },
-        "subset": learn.dls.train.subset,
-    }
-    for cb in learn.cbs:
-        if isinstance(cb, SkipLearned):
-            states["SkipLearned"] = {"sure": cb.sure, "sizes": cb.sizes}
-        elif isinstance(cb, Augment) and cb.generator is not None:
-            states["Augment"] = {"generator": cb.generator.get_state()}
-        elif isinstance(cb, TrackerCallback):
-            kept = {"best": cb.best, "best_epoch": cb.best_epoch}
-            states[type(cb).__name__] = {**kept, "state": getattr(cb, "state", None)}
-    return states
+    """The state of every callback that keeps some (`Callback.state_dict`), by its key."""
+    return {key: state for key, cb in _callback_keys(learn) if (state := cb.state_dict())}
 
 
-def _set_callback_states(learn: Learner, states: dict) -> None:
-    rec, saved = learn.recorder, states["Recorder"]
-    rec.names, rec.history, rec.lrs = saved["names"], saved["history"], saved["lrs"]
-    rec._train.parts = list(saved["losses"].unbind()) if saved["losses"] is not None else []
-    rec._train.counts = saved["counts"]
-    device = learn.dls.train.device
-    learn.dls.train.subset = states["subset"].to(device) if states["subset"] is not None else None
-    for cb in learn.cbs:
-        if isinstance(cb, SkipLearned) and "SkipLearned" in states:
-            cb.sure = states["SkipLearned"]["sure"].to(cb.sure.device if cb.sure is not None else device)
-            cb.sizes = states["SkipLearned"]["sizes"]
-        elif isinstance(cb, Augment) and "Augment" in states:
-            cb.generator.set_state(states["Augment"]["generator"])
-        elif isinstance(cb, TrackerCallback) and type(cb).__name__ in states:
-            saved = states[type(cb).__name__]
-            cb.best, cb.best_epoch = saved["best"], saved["best_epoch"]
-            if isinstance(cb, SaveBestModel) and saved["state"] is not None:
-                cb.state = {k: v.to(learn.device) for k, v in saved["state"].items()}
+def _set_callback_states(learn: Learner, states: dict, path: object) -> None:
+    callbacks = dict(_callback_keys(learn))
+    missing = sorted(states.keys() - callbacks.keys())
+    if missing:
+        raise DigitlearnError(
+            f"{path}: the checkpoint holds the state of a callback this Learner does not have "
+            f"({missing[0]}): add the same callbacks before resuming"
+        )
+    for key, state in states.items():
+        callbacks[key].load_state_dict(state)
 
 
 def save_checkpoint(learn: Learner, path: str | Path, extra: dict | None = None) -> Path:
@@ -194,10 +177,11 @@ def load_checkpoint(learn: Learner, path: str | Path) -> dict:
         "rng": _join(state["rng"], tensors),
         "callbacks": _join(state["callbacks"], tensors),
         "extra": state["extra"],
+        "path": path,
     }
 
 
 def restore(learn: Learner, resume: dict) -> None:
     """What `load_checkpoint` left for the start of `fit`: callbacks' states, then the generators."""
-    _set_callback_states(learn, resume["callbacks"])
+    _set_callback_states(learn, resume["callbacks"], resume["path"])
     _set_rng_state(learn, resume["rng"])  # last: nothing may draw between this and the first batch

@@ -6,7 +6,8 @@ run. Every process takes its share of each global batch (`DataLoader.shard`); th
 in DistributedDataParallel, which averages the gradients in backward, so every process makes the
 same step, the one a single process would make on the whole batch. The figures of each epoch are
 summed over the processes (`Recorder.reduce`), and stopping (Ctrl-C, a NaN loss) is agreed on at
-every training batch, so that no process goes on alone and waits forever for the others.
+every training batch through `Learner.any_process`, which any callback that stops training asks,
+so that no process goes on alone and waits forever for the others.
 """
 
 import os
@@ -20,7 +21,6 @@ from torch.nn.parallel import DistributedDataParallel
 from ..errors import DigitlearnError
 from .checkpoint import unwrapped
 from .events import Callback, Learner
-from .guards import StopOnInterrupt, TerminateOnNaN
 from .progress import ProgressCallback
 from .skip_learned import SkipLearned
 
@@ -74,18 +74,14 @@ class DistributedTraining(Callback):
         ids = [device.index] if device.type == "cuda" else None
         learn.model = DistributedDataParallel(learn.model, device_ids=ids)
         learn.recorder.reduce = self._sum
-        for cb in learn.cbs:
-            if isinstance(cb, StopOnInterrupt | TerminateOnNaN):
-                cb.consensus = self._any
+        learn.consensus = self._any  # what `learn.any_process` asks, for any callback that stops training
 
     def after_fit(self, learn: Learner) -> None:
         learn.model = unwrapped(learn.model)
         learn.dls.train.shard()
         learn.dls.valid.shard()
         learn.recorder.reduce = None
-        for cb in learn.cbs:
-            if isinstance(cb, StopOnInterrupt | TerminateOnNaN):
-                cb.consensus = None
+        learn.consensus = None
 
 
 @contextmanager

@@ -15,6 +15,11 @@ change anything on it (`learn.loss`, `learn.opt.lr`, `learn.model`...). Events, 
       after_epoch
     after_fit   (always, however fit ends: finished, stopped, interrupted or failed)
 
+A callback whose state shapes training (a counter, a generator, the best weights so far) returns
+it from `state_dict` and takes it back in `load_state_dict`: checkpoints save and restore every
+callback's, so a resumed fit ends as the uninterrupted one would. A callback that stops training
+asks `learn.any_process(flag)` first, so that every process of a data-parallel run stops together.
+
 Raising a Cancel*Exception skips the rest of that stage and goes on with its after_ event:
 CancelBatchException skips a batch, CancelFitException ends training. Callbacks run in
 increasing `order`: schedules (10) and mixed precision (15) before the NaN guard (20), the
@@ -81,6 +86,16 @@ class Callback:
 
     order = 0
     in_lr_find = True
+
+    def state_dict(self) -> dict:
+        """What this callback keeps across epochs that shapes the rest of a fit (JSON data and
+        tensors, nested in dicts and lists), as an optimizer's `state_dict`. Checkpoints save it
+        for every callback, whatever its class; {} (the default) for one that keeps nothing."""
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Take back what `state_dict` returned. A resumed fit calls it after `before_fit`, so
+        what `before_fit` resets is restored."""
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"

@@ -3,7 +3,6 @@
 import signal
 import sys
 import threading
-from collections.abc import Callable
 
 import torch
 
@@ -31,22 +30,21 @@ class TerminateOnNaN(Callback):
     def __init__(self, every: int | None = None) -> None:
         self.every = every
         self.pending: list[tuple[torch.Tensor, int]] = []
-        # set by data-parallel training: whether any process's flag is up, so that all stop together
-        # (one that stopped alone would leave the others waiting for it in the gradient all-reduce)
-        self.consensus: Callable[[bool], bool] | None = None
 
     def after_loss(self, learn: Learner) -> None:
         self.pending.append((learn.loss.detach(), learn.iter))
         every = self.every or (1 if learn.loss.device.type == "cpu" else 32)
         # processes may differ in their number of validation batches: those are checked at the end
-        if len(self.pending) >= every and (learn.training or self.consensus is None):
+        if len(self.pending) >= every and (learn.training or learn.consensus is None):
             self._check(learn)
 
     def _check(self, learn: Learner) -> None:
         losses = torch.stack([loss.float() for loss, _ in self.pending]) if self.pending else torch.zeros(0)
         pending, self.pending = self.pending, []
         bad = not bool(losses.isfinite().all())
-        if self.consensus is not None and self.consensus(bad) and not bad:
+        # every process stops together: one that stopped alone would leave the others waiting for
+        # it in the gradient all-reduce
+        if learn.consensus is not None and learn.any_process(bad) and not bad:
             raise TrainingDiverged(
                 f"the {_stage(learn)} loss became NaN or infinite in another process at epoch "
                 f"{learn.epoch}{_lr(learn)}: try a smaller learning rate"
@@ -87,8 +85,6 @@ class StopOnInterrupt(Callback):
 
     def __init__(self) -> None:
         self.hit, self.previous = False, None
-        # set by data-parallel training: all processes stop at the same training batch
-        self.consensus: Callable[[bool], bool] | None = None
 
     def before_fit(self, learn: Learner) -> None:
         learn.interrupted = False
@@ -103,10 +99,10 @@ class StopOnInterrupt(Callback):
 
     def after_batch(self, learn: Learner) -> None:
         hit = self.hit
-        if self.consensus is not None:
+        if learn.consensus is not None:  # all processes stop at the same training batch
             if not learn.training:
                 return  # processes may differ in their number of validation batches
-            hit = self.consensus(hit)
+            hit = learn.any_process(hit)
         if hit:
             self.hit = True
             learn.interrupted = True

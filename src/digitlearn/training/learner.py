@@ -84,6 +84,8 @@ class Learner:
         self.training, self.epoch, self.iter, self.n_epoch = False, 0, 0, 0
         self.epochs_done = 0  # of this fit's schedule, including those before a resume
         self._resume: dict | None = None  # what load_checkpoint left for the next fit to restore
+        # set by data-parallel training (see `any_process`): whether a flag is up in any process
+        self.consensus: Callable[[bool], bool] | None = None
         keep_freed_memory()  # once per process: a third of each CPU epoch went to page faults
 
     # ------------------------------------------------------------ callbacks
@@ -107,6 +109,13 @@ class Learner:
         self.cbs = [
             c for c in self._cbs if not any(c is x or (isinstance(x, type) and isinstance(c, x)) for x in cbs)
         ]
+
+    def any_process(self, flag: bool) -> bool:
+        """Whether `flag` is up in any process of this run: `flag` itself when training alone.
+        A callback that stops training asks this first, so that under data-parallel training
+        every process stops at the same batch (one that stopped alone would leave the others
+        waiting for it)."""
+        return self.consensus(flag) if self.consensus is not None else flag
 
     def callback(self, event: str) -> None:
         for handler in self._handlers[event]:

@@ -111,6 +111,21 @@ class Recorder(Callback):
         row["time"] = time.perf_counter() - self._start if self._start is not None else math.nan
         self.history.append(row)
 
+    def state_dict(self) -> dict:
+        return {
+            "names": self.names,
+            "history": self.history,
+            "lrs": self.lrs,
+            "losses": torch.stack(self._train.parts).detach().cpu() if self._train.parts else None,
+            "counts": self._train.counts,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.names, self.history, self.lrs = state["names"], state["history"], state["lrs"]
+        self._train = _Mean()
+        self._train.parts = list(state["losses"].unbind()) if state["losses"] is not None else []
+        self._train.counts = state["counts"]
+
     def plot_loss(self, skip_start: int = 5, with_valid: bool = True):
         """Training loss per batch (and validation loss per epoch) as a matplotlib Figure."""
         from ..plots.charts import plot_loss

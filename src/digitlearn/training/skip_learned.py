@@ -26,12 +26,26 @@ class SkipLearned(Callback):
         self.threshold, self.start = threshold, start
         self.sure: torch.Tensor | None = None
         self.sizes: list[int] = []  # examples each epoch trained on
+        self.resumed = False  # the next epoch is the first after load_state_dict
 
     def before_fit(self, learn: Learner) -> None:
         dl = learn.dls.train
         dl.subset = None
         self.sure = torch.zeros(dl.n, dtype=torch.bool, device=dl.device)  # none seen yet
         self.sizes = []
+
+    def before_epoch(self, learn: Learner) -> None:
+        if self.resumed and learn.epoch >= self.start:  # the subset the last epoch's end chose
+            learn.dls.train.subset = torch.nonzero(~self.sure).flatten()
+        self.resumed = False
+
+    def state_dict(self) -> dict:
+        return {"sure": self.sure.cpu() if self.sure is not None else None, "sizes": self.sizes}
+
+    def load_state_dict(self, state: dict) -> None:
+        device = self.sure.device if self.sure is not None else "cpu"
+        self.sure = state["sure"].to(device) if state["sure"] is not None else None
+        self.sizes, self.resumed = list(state["sizes"]), True
 
     def after_loss(self, learn: Learner) -> None:
         if learn.training:

@@ -33,6 +33,12 @@ class TrackerCallback(Callback):
             )
         self.best, self.best_epoch = math.inf if self.mode == "min" else -math.inf, None
 
+    def state_dict(self) -> dict:
+        return {"best": self.best, "best_epoch": self.best_epoch}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.best, self.best_epoch = state["best"], state["best_epoch"]
+
     def improved(self, learn: Learner) -> bool:
         value = learn.recorder.history[-1][self.monitor]
         better = (
@@ -67,6 +73,14 @@ class SaveBestModel(TrackerCallback):
             self.state = {k: v.detach().clone() for k, v in learn.raw_model.state_dict().items()}
             if self.path is not None:
                 learn.save(self.path)
+
+    def state_dict(self) -> dict:
+        state = {k: v.cpu() for k, v in self.state.items()} if self.state is not None else None
+        return {**super().state_dict(), "state": state}
+
+    def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
+        self.state = state["state"]
 
     def after_fit(self, learn: Learner) -> None:
         last = learn.recorder.history[-1]["epoch"] if learn.recorder.history else None
