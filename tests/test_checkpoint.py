@@ -229,7 +229,9 @@ def test_a_users_own_callback_state_is_saved_and_resumed(tmp_path):
 
 
 class StopAfter(Callback):
-    """Ends the fit after `n` epochs, as a stop between epochs would."""
+    """Ends the fit after `n` epochs, as a stop between epochs would (after the epoch's row)."""
+
+    order = 90
 
     def __init__(self, n: int) -> None:
         self.n = n

@@ -38,7 +38,7 @@ _STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"?', re.DOTALL)
 _NUMBER = re.compile(rb"-?[0-9][0-9.eE+\-]*")
 
 
-def read_json(data: bytes, max_depth: int = 32, max_number_chars: int = 40) -> Any:
+def read_json(data: bytes, max_depth: int = 32, max_number_chars: int = 40, constants: bool = False) -> Any:
     """`data` as strict JSON, the one reader for config files and request bodies.
 
     Refused with a JSONError, whose message says why: text that is not UTF-8, NaN and Infinity
@@ -46,6 +46,8 @@ def read_json(data: bytes, max_depth: int = 32, max_number_chars: int = 40) -> A
     one object (which one counts would depend on the parser), and, before parsing, nesting deeper
     than `max_depth` (Python's parser recurses on it) or numbers longer than `max_number_chars`
     (int() of thousands of digits is slow). The pre-scan runs without recursion, in NumPy.
+    `constants` lets NaN and Infinity through, for files of our own that hold them (a checkpoint's
+    history: an epoch not validated).
     """
     import numpy as np
 
@@ -65,7 +67,10 @@ def read_json(data: bytes, max_depth: int = 32, max_number_chars: int = 40) -> A
         raise JSONError(f"a number of {len(longest):,} characters (at most {max_number_chars})")
     try:
         return json.loads(
-            text, parse_float=_finite_float, parse_constant=_no_constants, object_pairs_hook=_unique_keys
+            text,
+            parse_float=float if constants else _finite_float,
+            parse_constant=float if constants else _no_constants,
+            object_pairs_hook=_unique_keys,
         )
     except ValueError as e:  # also JSONDecodeError
         raise JSONError(f"not valid JSON ({e})") from None

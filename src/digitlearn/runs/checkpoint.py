@@ -18,16 +18,22 @@ CHECKPOINT = "checkpoint.safetensors"
 
 
 def unfinished(path: str | Path) -> tuple[int, int] | None:
-    """(epochs done, epochs planned) if `path` is a run that has not finished, else None."""
+    """(epochs done, epochs planned) if `path` is a run that has not finished, else None; a
+    checkpoint file there that cannot be read is a DigitlearnError that calls it damaged."""
     file = Path(path) / CHECKPOINT
     if not file.is_file():
         return None
     try:
         with safe_open(file, "pt") as f:  # the header only: no tensor is read
             meta = f.metadata() or {}
-        return int(meta["epoch"]), int(meta["n_epoch"])
-    except (SafetensorError, OSError, KeyError, ValueError):
-        return None  # not a checkpoint of ours: the folder is judged by its other files
+        progress = int(meta["epoch"]), int(meta["n_epoch"])
+    except (SafetensorError, OSError, KeyError, ValueError) as e:
+        # there, but unreadable: a truncated or damaged file, which must not pass for no checkpoint
+        what = f"no {e} in its header" if isinstance(e, KeyError) else str(e)
+        raise DigitlearnError(f"{file}: the checkpoint is damaged ({what})") from None
+    if not 0 <= progress[0] <= progress[1]:
+        raise DigitlearnError(f"{file}: the checkpoint is damaged (epoch {progress[0]} of {progress[1]})")
+    return progress
 
 
 def refuse_unfinished(path: str | Path) -> None:

@@ -47,7 +47,10 @@ def is_run_folder(path: Path) -> bool:
     names = {p.name for p in path.iterdir()}
     if not names <= RUN_FILES:
         return False
-    if unfinished(path) is not None or names <= {LOCK}:  # a run, or one that never wrote a file
+    try:
+        if unfinished(path) is not None or names <= {LOCK}:  # a run, or one that never wrote a file
+            return True
+    except DigitlearnError:  # a run whose checkpoint is damaged: a run all the same
         return True
     try:
         return read_config(path).get("format") == FORMAT

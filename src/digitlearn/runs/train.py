@@ -16,6 +16,7 @@ from pathlib import Path
 from ..data.dataset import load_dataset
 from ..errors import DigitlearnError
 from ..models.layers import n_params
+from ..models.limits import MAX_SIZE
 from ..training import Callback, Learner, MixedPrecision
 from ..training.checkpoint import read_checkpoint
 from ..training.distributed import launched, rank
@@ -154,7 +155,7 @@ def resume_run(
 
 def _resume(path: Path, progress: bool, cbs: Iterable[Callback], log: Log | None) -> Run:
     progress_made = _check_unfinished(path)
-    run = read_checkpoint(path / CHECKPOINT)[0]["extra"]["run"]
+    run = _run_settings(read_checkpoint(path / CHECKPOINT)[0]["extra"], path / CHECKPOINT)
     recipe = Recipe.from_dict(run["recipe"])
     size = tuple(run["size"]) if run["size"] else None
     ds = load_dataset(run["data"], size=size)
@@ -169,6 +170,37 @@ def _resume(path: Path, progress: bool, cbs: Iterable[Callback], log: Log | None
             f"{describe(recipe, learn, parallel)}, seed {run['seed']}"
         )
         return _train(path if lead else None, learn, recipe, run, parallel)
+
+
+# what train_run records in the checkpoint for resume_run, with each value's type
+RUN_SETTINGS = {"data": str, "size": (list, type(None)), "recipe_name": (str, type(None)), "recipe": dict,
+                "seed": int, "device": str}  # fmt: skip
+
+
+def _run_settings(extra: dict, file: Path) -> dict:
+    """The run's settings from its checkpoint, each checked: a hand-edited file is refused in one line."""
+
+    def damaged(field: str, what: str) -> DigitlearnError:
+        return DigitlearnError(f"{file}: the checkpoint is damaged: extra.run{field} {what}")
+
+    run = extra.get("run")
+    if not isinstance(run, dict):
+        raise damaged("", "(the run's settings) is missing")
+    for key, kinds in RUN_SETTINGS.items():
+        if key not in run or not isinstance(run[key], kinds) or isinstance(run[key], bool):
+            raise damaged(f".{key}", "is missing or of the wrong type")
+    size = run["size"]
+    if size is not None and (len(size) != 2 or not all(type(s) is int and 1 <= s <= MAX_SIZE for s in size)):
+        raise damaged(".size", "must be [height, width]")
+    for key, kinds in (("epochs", int), ("lr", (int, float)), ("bs", int)):
+        value = run["recipe"].get(key)
+        if not isinstance(value, kinds) or isinstance(value, bool) or not value > 0:
+            raise damaged(f".recipe.{key}", f"must be a number above 0, not {value!r:.40}")
+    try:
+        Recipe.from_dict(run["recipe"])
+    except (DigitlearnError, TypeError) as e:
+        raise damaged(".recipe", f"is not a recipe ({e})") from None
+    return run
 
 
 def _check_unfinished(path: Path) -> tuple[int, int]:

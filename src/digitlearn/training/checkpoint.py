@@ -24,10 +24,13 @@ from torch.nn.parallel import DistributedDataParallel
 
 from ..errors import DigitlearnError
 from ..files import atomic_path
+from ..jsondata import JSONError, read_json
+from .checkpoint_check import check_references, check_restorable, check_state, checksum
 from .events import Callback, Learner
 
 FORMAT = "digitlearn-checkpoint-2"  # 2: each callback's own state_dict, by its class
 CHECKPOINT_KEY = "digitlearn-checkpoint"  # the metadata entry holding the JSON part
+CHECKSUM_KEY = "sha256"  # of the JSON part and every tensor: flipped bytes anywhere show
 
 
 def unwrapped(model: torch.nn.Module) -> torch.nn.Module:
@@ -131,8 +134,9 @@ def save_checkpoint(learn: Learner, path: str | Path, extra: dict | None = None)
         "extra": extra or {},
     }
     # NaN (an epoch not validated) is kept as JSON's NaN: read back by Python, it is NaN again
+    text = json.dumps(state)
     progress = {"epoch": str(learn.epochs_done), "n_epoch": str(learn.n_epoch)}  # runs.unfinished reads these
-    metadata = {CHECKPOINT_KEY: json.dumps(state), **progress}
+    metadata = {CHECKPOINT_KEY: text, CHECKSUM_KEY: checksum(text, tensors), **progress}
     path = Path(path)
     with atomic_path(path) as tmp:
         tmp.write_bytes(save(tensors, metadata))
@@ -140,42 +144,54 @@ def save_checkpoint(learn: Learner, path: str | Path, extra: dict | None = None)
 
 
 def read_checkpoint(path: str | Path) -> tuple[dict, dict[str, torch.Tensor]]:
-    """(state, tensors) of a checkpoint file: the JSON part with tensors referenced by name."""
+    """(state, tensors) of a checkpoint file: the JSON part with tensors referenced by name, its
+    checksum and fields checked (see `checkpoint_check`); a damaged file is called damaged."""
     try:
         with safe_open(Path(path), "pt") as f:
             meta = f.metadata() or {}
             tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open is not iterable)
     except (SafetensorError, OSError) as e:
-        raise DigitlearnError(f"{path}: cannot read the checkpoint ({e})") from None
+        raise DigitlearnError(f"{path}: the checkpoint is damaged: it cannot be read ({e})") from None
+    text = meta.get(CHECKPOINT_KEY)
+    if not isinstance(text, str) or f'"format": "{FORMAT}"' not in text:
+        raise DigitlearnError(f"{path}: not a digitlearn checkpoint (expected format {FORMAT!r})")
+    if meta.get(CHECKSUM_KEY) != checksum(text, tensors):
+        raise DigitlearnError(f"{path}: the checkpoint is damaged: its checksum does not match its contents")
     try:
-        state = json.loads(meta[CHECKPOINT_KEY])
-    except (KeyError, ValueError):
-        state = None
-    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        state = read_json(text.encode(), max_depth=64, constants=True)
+    except JSONError as e:
+        raise DigitlearnError(f"{path}: the checkpoint is damaged: {e}") from None
+    check_state(state, path)
+    check_references(state, tensors, path)
+    if state["format"] != FORMAT:
         raise DigitlearnError(f"{path}: not a digitlearn checkpoint (expected format {FORMAT!r})")
     return state, tensors
 
 
 def load_checkpoint(learn: Learner, path: str | Path) -> dict:
     """Put the model's and optimizer's state back now; return the rest, which `fit` restores once
-    its callbacks have started (their `before_fit` resets what the checkpoint holds)."""
+    its callbacks have started (their `before_fit` resets what the checkpoint holds). Everything
+    is checked first (`checkpoint_check`): nothing is restored from a damaged file."""
     state, tensors = read_checkpoint(path)
-    model = {k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")}
-    try:
-        with torch.no_grad():
-            learn.raw_model.load_state_dict(model)
-    except RuntimeError as e:
-        raise DigitlearnError(f"{path}: the checkpoint is of another model ({e})") from None
-    if state["opt"] is not None:
-        opt = learn._optimizer(learn.lr)
-        saved = _join(state["opt"], tensors)
-        for p, s in zip(opt.params, saved["state"], strict=True):
-            s.update({k: v.to(p.device) for k, v in s.items() if isinstance(v, torch.Tensor)})
-        opt.load_state_dict(saved)
-    return {
-        "epoch": state["epoch"],
+    joined = {
+        "model": {k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")},
+        "opt": _join(state["opt"], tensors) if state["opt"] is not None else None,
         "rng": _join(state["rng"], tensors),
         "callbacks": _join(state["callbacks"], tensors),
+        "epoch": state["epoch"],
+    }
+    check_restorable(joined, learn, path)
+    with torch.no_grad():
+        learn.raw_model.load_state_dict(joined["model"])
+    if joined["opt"] is not None:
+        opt = learn._optimizer(learn.lr)
+        for p, s in zip(opt.params, joined["opt"]["state"], strict=True):
+            s.update({k: v.to(p.device) for k, v in s.items() if isinstance(v, torch.Tensor)})
+        opt.load_state_dict(joined["opt"])
+    return {
+        "epoch": state["epoch"],
+        "rng": joined["rng"],
+        "callbacks": joined["callbacks"],
         "extra": state["extra"],
         "path": path,
     }
