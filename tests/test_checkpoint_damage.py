@@ -18,9 +18,9 @@ from safetensors.torch import save
 
 from digitlearn import SGD, Callback, DigitlearnError, Learner, mnist_loss, train_run
 from digitlearn.cli import main
+from digitlearn.files import checksum
 from digitlearn.runs.checkpoint import CHECKPOINT
 from digitlearn.training.checkpoint import CHECKPOINT_KEY, CHECKSUM_KEY
-from digitlearn.training.checkpoint_check import checksum
 from tests.conftest import make_folder, toy_dls
 from tests.test_fuzz import mutated
 

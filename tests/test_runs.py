@@ -579,3 +579,10 @@ def test_a_base_copy_loads(base_run, tmp_path):
     # the corpus's refusals are each for its one edit: the unedited copy loads
     folder = broken_copy(base_run, tmp_path / "run", config=mutated_config(base_run, lambda config: None))
     assert Predictor.load(folder).classes == TEN
+
+
+def test_a_flipped_byte_in_the_weights_is_caught_by_their_checksum(base_run, tmp_path):
+    data = bytearray((base_run / WEIGHTS).read_bytes())
+    data[-3] ^= 0x01  # the last weight's low bits: still a finite number, still the right shape
+    folder = broken_copy(base_run, tmp_path / "flipped", weights=bytes(data))
+    refused(folder, WEIGHTS, "the weights are damaged: their checksum does not match them")

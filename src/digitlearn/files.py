@@ -1,6 +1,7 @@
 """Writing files so that a crash or a bad input never leaves half of one behind, and showing
 file names, whatever bytes they hold, in one printable line."""
 
+import hashlib
 import os
 import re
 import secrets
@@ -105,6 +106,20 @@ def atomic_dir(dest: str | os.PathLike, replace: bool = False) -> Iterator[Path]
                 raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def checksum(text: str, tensors: dict) -> str:
+    """sha256 of a safetensors file's JSON text and every tensor's name, dtype, shape and bytes:
+    what a checkpoint and a weights file carry, so that flipped bytes anywhere show on reading."""
+    import torch  # the caller, holding tensors, has loaded it already
+
+    h = hashlib.sha256(text.encode())
+    for name in sorted(tensors):
+        t = tensors[name].detach().cpu().contiguous()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        if t.numel():
+            h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
 
 
 def shown(name: str | os.PathLike) -> str:

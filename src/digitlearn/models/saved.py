@@ -15,12 +15,13 @@ from safetensors.torch import save
 from torch import nn
 
 from ..errors import DigitlearnError
-from ..files import atomic_path
+from ..files import atomic_path, checksum
 from ..jsondata import jsonable
 
 WEIGHTS = "weights.safetensors"
 CONFIG = "config.json"
 FORMAT = "digitlearn-model-1"
+CHECKSUM_KEY = "sha256"  # of every tensor, in the file's metadata
 
 # safetensors' names for the dtypes a model holds
 DTYPE_NAMES = {
@@ -38,8 +39,8 @@ def save_model(path: str | Path, model: nn.Module, config: dict) -> Path:
         raise DigitlearnError(f"{path} is a file: a saved model is a folder")
     # copies: safetensors refuses tensors that share memory, and wants them on the CPU
     state = {k: v.detach().to("cpu", copy=True).contiguous() for k, v in model.state_dict().items()}
-    with atomic_path(path / WEIGHTS) as tmp:
-        tmp.write_bytes(save(state))  # written by Python, so with the usual umask permissions
+    with atomic_path(path / WEIGHTS) as tmp:  # written by Python, so with the usual umask permissions
+        tmp.write_bytes(save(state, {CHECKSUM_KEY: checksum("", state)}))
     with atomic_path(path / CONFIG) as tmp:
         # strict JSON: an interrupted run's results hold NaN, which JSON spells null
         tmp.write_text(json.dumps(jsonable({"format": FORMAT, **config}), indent=2, allow_nan=False) + "\n")
@@ -99,8 +100,13 @@ def read_weights(path: str | Path, expected: dict[str, torch.Tensor]) -> dict[st
                 {k: (s.get_dtype(), tuple(s.get_shape())) for k, s in slices.items()}, expected, file
             )
             state = {k: f.get_tensor(k) for k in slices}
+            recorded = (f.metadata() or {}).get(CHECKSUM_KEY)
     except (SafetensorError, OSError) as e:
         raise DigitlearnError(f"{file}: cannot read the weights ({e})") from None
+    if recorded is not None and recorded != checksum("", state):  # runs saved before it have none
+        raise DigitlearnError(
+            f"{file}: the weights are damaged: their checksum does not match their contents"
+        )
     check_finite(state, file)
     return state
 

@@ -23,9 +23,9 @@ from safetensors.torch import save
 from torch.nn.parallel import DistributedDataParallel
 
 from ..errors import DigitlearnError
-from ..files import atomic_path
+from ..files import atomic_path, checksum
 from ..jsondata import JSONError, read_json
-from .checkpoint_check import check_references, check_restorable, check_state, checksum
+from .checkpoint_check import check_references, check_restorable, check_state
 from .events import Callback, Learner
 
 FORMAT = "digitlearn-checkpoint-2"  # 2: each callback's own state_dict, by its class

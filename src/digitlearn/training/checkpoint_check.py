@@ -9,7 +9,6 @@ dtypes, finite values), the optimizer's state against the parameters, and each r
 generator's state by its size.
 """
 
-import hashlib
 import math
 import random
 from typing import Any, NoReturn
@@ -23,16 +22,6 @@ from .events import Learner
 KEYS = ("format", "epoch", "n_epoch", "opt", "rng", "callbacks", "extra")
 MAX_EPOCHS = 10**6
 MAX_TENSORS = 100_000
-
-
-def checksum(text: str, tensors: dict[str, torch.Tensor]) -> str:
-    """sha256 of the metadata's text and every tensor's name, dtype, shape and bytes."""
-    h = hashlib.sha256(text.encode())
-    for name in sorted(tensors):
-        t = tensors[name].detach().cpu().contiguous()
-        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
-        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-    return h.hexdigest()
 
 
 class _Check:

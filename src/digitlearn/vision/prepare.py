@@ -265,6 +265,8 @@ def _pooled(a: np.ndarray, name: str, size: int = FIND_SIZE) -> np.ndarray:
     k = -(-max(a.shape) // size)  # ceiling division
     if k == 1:
         return a
+    if min(a.shape) < k:  # a thin strip: its short side repeated up to one block, not cut to nothing
+        a = np.pad(a, [(0, max(0, k - n)) for n in a.shape], mode="edge")
     h, w = a.shape[0] // k, a.shape[1] // k
     rows = a[: h * k, : w * k].reshape(h, k, w * k)  # reduced rows first, then columns: contiguous
     _, inverted = _polarity(rows.mean(1).reshape(h, w, k).mean(2), name)
