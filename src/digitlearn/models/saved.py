@@ -104,9 +104,7 @@ def read_weights(path: str | Path, expected: dict[str, torch.Tensor]) -> dict[st
     except (SafetensorError, OSError) as e:
         raise DigitlearnError(f"{file}: cannot read the weights ({e})") from None
     if recorded is not None and recorded != checksum("", state):  # runs saved before it have none
-        raise DigitlearnError(
-            f"{file}: the weights are damaged: their checksum does not match their contents"
-        )
+        raise DigitlearnError(f"{file}: the weights are damaged: their checksum does not match them")
     check_finite(state, file)
     return state
 
