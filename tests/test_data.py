@@ -48,7 +48,7 @@ def test_mnist_sample_is_fetched_extracted_and_cached(sample, monkeypatch):
     folder = cache_home() / "data" / "mnist_sample"
     assert len(list(folder.rglob("*.png"))) == 12396 + 2038
     assert len(list(folder.rglob(".digitlearn-cache-native.safetensors"))) == 1
-    monkeypatch.setattr("digitlearn.data.readers.decode_images", lambda *a, **k: pytest.fail("decoded again"))
+    monkeypatch.setattr("digitlearn.data.folders.decode_images", lambda *a, **k: pytest.fail("decoded again"))
     again = load_dataset("mnist_sample")
     assert torch.equal(again.train.x, sample.train.x) and torch.equal(again.valid.y, sample.valid.y)
     assert again.valid.names == sample.valid.names and again.classes == sample.classes

@@ -23,7 +23,7 @@ import pytest
 from PIL import EpsImagePlugin, Image
 
 from digitlearn import DatasetSpec, fetch, load_dataset
-from digitlearn.data.readers import read_idx
+from digitlearn.data.idx import read_idx
 from digitlearn.data.sources import extract_archive
 from digitlearn.errors import DataError
 

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from PIL import Image
 from torch import nn
 
-from digitlearn.data.readers import read_idx
+from digitlearn.data.idx import read_idx
 from digitlearn.errors import DigitlearnError
 from digitlearn.models import mlp
 from digitlearn.models.saved import save_model

@@ -1,10 +1,13 @@
 """Readers on synthetic datasets: layouts, image modes, sizes, IDX files, errors and the cache."""
 
 import gzip
+import os
 import shutil
+import stat
 import struct
 import tarfile
 import zipfile
+from concurrent.futures import ThreadPoolExecutor, TimeoutError
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +16,9 @@ import torch
 from PIL import Image
 
 from digitlearn import load_dataset
-from digitlearn.data.readers import natural_key, read_idx, read_image
+from digitlearn.data.folders import decode_images, read_image
+from digitlearn.data.formats import Reader, natural_key, register_reader, unregister_reader
+from digitlearn.data.idx import read_idx
 from digitlearn.errors import DataError
 from digitlearn.vision.images import to_gray
 
@@ -111,23 +116,21 @@ def test_sizes_that_differ_are_an_error_naming_two_files(tmp_path):
     assert load_dataset(root, size=(5, 7)).valid.x.shape == (5, 5, 7)
 
 
-def test_parallel_decoding_matches_serial(tmp_path, monkeypatch):
+def test_parallel_decoding_matches_serial(tmp_path):
     root = make_folder(tmp_path / "ds", classes=tuple("0123"), n=5)
-    serial = load_dataset(root)
-    for cache in root.glob(".digitlearn-cache-*"):
-        cache.unlink()
-    monkeypatch.setattr("digitlearn.data.readers.IMAGES_PER_TASK", 3)  # many chunks: the process pool runs
-    monkeypatch.setattr("digitlearn.data.readers._workers", lambda: 2)
-    parallel = load_dataset(root)
-    assert torch.equal(serial.train.x, parallel.train.x) and serial.valid.names == parallel.valid.names
+    paths = sorted(str(p) for p in root.rglob("*.png"))
+    serial = decode_images(paths, workers=1)
+    parallel = decode_images(paths, workers=2, per_task=3)  # many chunks: the process pool runs
+    assert torch.equal(serial, parallel) and len(serial) == len(paths)
 
 
-def test_corrupt_image_is_named_in_parallel_too(tmp_path, monkeypatch):
+def test_corrupt_image_is_named_in_parallel_too(tmp_path):
     root = make_folder(tmp_path / "ds", n=4)
     bad = root / "valid" / "7" / "2.png"
     bad.write_bytes(bad.read_bytes()[:40])  # truncated
-    monkeypatch.setattr("digitlearn.data.readers.IMAGES_PER_TASK", 3)
-    monkeypatch.setattr("digitlearn.data.readers._workers", lambda: 2)
+    paths = sorted(str(p) for p in root.rglob("*.png"))
+    with pytest.raises(DataError, match=r"cannot read image .*valid/7/2\.png"):
+        decode_images(paths, workers=2, per_task=3)
     with pytest.raises(DataError, match=r"cannot read image .*valid/7/2\.png"):
         load_dataset(root)
     assert not list(root.glob(".digitlearn-cache-*"))
@@ -171,7 +174,7 @@ def test_cache_is_written_used_and_invalidated(tmp_path, monkeypatch):
     first = load_dataset(root)
     assert [p.name for p in root.glob(".digitlearn-cache-*")] == [".digitlearn-cache-native.safetensors"]
     calls = []
-    monkeypatch.setattr("digitlearn.data.readers.decode_images", lambda *a, **k: calls.append(a))
+    monkeypatch.setattr("digitlearn.data.folders.decode_images", lambda *a, **k: calls.append(a))
     again = load_dataset(root)  # from the cache: no decoding at all
     assert calls == [] and torch.equal(first.train.x, again.train.x) and again.classes == first.classes
     monkeypatch.undo()
@@ -188,19 +191,14 @@ def test_damaged_cache_is_rebuilt(tmp_path):
     assert torch.equal(load_dataset(root).valid.x, first.valid.x)
 
 
-def test_read_only_folder_caches_under_home_simulated(tmp_path, fresh_home, monkeypatch):
+def test_a_folder_that_takes_no_cache_caches_under_home(tmp_path, fresh_home):
     root = make_folder(tmp_path / "ds")
-    real_save = __import__("digitlearn.data.readers", fromlist=["x"])._save_cache
-
-    def save(path, *args):
-        if path.parent == root:
-            raise PermissionError(13, "Permission denied", str(path))
-        real_save(path, *args)
-
-    monkeypatch.setattr("digitlearn.data.readers._save_cache", save)
-    load_dataset(root)
-    assert not list(root.glob(".digitlearn-cache-*"))
+    (
+        root / ".digitlearn-cache-native.safetensors"
+    ).mkdir()  # where the cache would go: not writable as a file
+    first = load_dataset(root)
     assert len(list((fresh_home / "cache").glob("*-native.safetensors"))) == 1
+    assert torch.equal(load_dataset(root).train.x, first.train.x)
 
 
 @pytest.mark.parametrize("kind", ["tgz", "zip"])
@@ -295,3 +293,73 @@ def test_idx_missing_file(tmp_path):
     (root / "t10k-labels-idx1-ubyte.gz").unlink()
     with pytest.raises(DataError, match=r"idx: no t10k-labels IDX file"):
         load_dataset(root)
+
+
+# ---------------------------------------------------------------- formats
+
+
+def read_npz(folder, found, size):
+    """A format of the test's own: x_train, y_train, x_test, y_test arrays in one .npz file."""
+    with np.load(found, allow_pickle=False) as f:  # arrays only: nothing in the file is unpickled
+        splits = {
+            name: (torch.from_numpy(f[f"x_{part}"]), torch.from_numpy(f[f"y_{part}"]).long(), [])
+            for name, part in (("train", "train"), ("valid", "test"))
+        }
+    for name, (x, y, _) in splits.items():
+        splits[name] = (x, y, [f"{int(c)}/{i}" for i, c in enumerate(y)])
+    return splits, ["0", "1"]
+
+
+def test_a_new_format_is_one_registered_reader(tmp_path):
+    folder = tmp_path / "npz"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    np.savez(folder / "digits.npz", x_train=rng.integers(0, 255, (6, 8, 8), dtype=np.uint8),
+             y_train=np.array([0, 1] * 3), x_test=rng.integers(0, 255, (4, 8, 8), dtype=np.uint8),
+             y_test=np.array([1, 0] * 2))  # fmt: skip
+    with pytest.raises(DataError, match="no dataset found"):
+        load_dataset(folder)
+    register_reader(Reader("npz", lambda f: next(f.glob("*.npz"), None), read_npz))
+    try:
+        ds = load_dataset(folder)
+    finally:
+        unregister_reader("npz")
+    assert (len(ds.train), len(ds.valid), ds.classes) == (6, 4, ["0", "1"])
+    assert ds.train.x.dtype == torch.uint8 and ds.valid.y.tolist() == [1, 0, 1, 0]
+
+
+def loaded_within(seconds: float, source) -> BaseException | None:
+    """What `load_dataset(source)` raised, failing the test if it is still reading after `seconds`
+    (a reader blocked on a FIFO would otherwise hang the suite)."""
+    with ThreadPoolExecutor(1) as pool:
+        future = pool.submit(load_dataset, source)
+        try:
+            future.result(timeout=seconds)
+        except TimeoutError:
+            # unblock the reader, so the thread can end: open the FIFO's other side and close it
+            for fifo in Path(source).rglob("*"):
+                if stat.S_ISFIFO(os.lstat(fifo).st_mode):
+                    os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+            pytest.fail(f"load_dataset({source}) was still reading after {seconds} s")
+        except DataError as e:
+            return e
+    return None
+
+
+def test_fifos_named_like_data_are_refused_unopened(tmp_path):
+    idx = tmp_path / "idx"
+    idx.mkdir()
+    for name in ("train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
+        (idx / name).write_bytes(b"")
+    os.mkfifo(idx / "train-images-idx3-ubyte")
+    error = loaded_within(10, idx)
+    assert error is not None and "train-images-idx3-ubyte is a FIFO, not a file" in str(error)
+
+    folder = make_folder(tmp_path / "ds", n=2)
+    os.mkfifo(folder / "train" / "3" / "x.png")
+    error = loaded_within(10, folder)
+    assert error is not None and "x.png is a FIFO, not a file: only files are read as data" in str(error)
+
+    os.mkfifo(tmp_path / "data.tgz")
+    error = loaded_within(10, tmp_path / "data.tgz")
+    assert error is not None and "data.tgz is a FIFO" in str(error)

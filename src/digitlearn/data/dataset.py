@@ -12,8 +12,8 @@ import torch
 
 from ..errors import DataError
 from ..files import shown
+from .formats import Size, read_path
 from .loaders import DataLoader, DataLoaders, InputFormat
-from .readers import Size, read_path
 from .sources import REGISTRY, fetch
 
 SPLIT_ALIASES = {
