@@ -34,12 +34,13 @@ def commands() -> list[list[str]]:
     ]
 
 
-def seconds(argv: list[str], src) -> float:
+def seconds(argv: list[str], src) -> float | None:
+    """The command's time, or None where this version has no such command."""
     prefix, env = command(src)
     cmd = [sys.executable, *argv] if argv is IMPORT else [*prefix, *argv]
     start = time.perf_counter()
-    subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, check=True)
-    return time.perf_counter() - start
+    done = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    return time.perf_counter() - start if done.returncode == 0 else None
 
 
 def main() -> None:
@@ -58,7 +59,9 @@ def main() -> None:
                 for version, src in versions.items():  # alternating, so drift hits both alike
                     times[version].append(seconds(argv, src))
             name = "python -c 'import digitlearn'" if argv is IMPORT else " ".join(["digitlearn", *argv])
-            report[name] = {v: round(statistics.median(t), 3) for v, t in times.items()}
+            report[name] = {
+                v: round(statistics.median(t), 3) if None not in t else None for v, t in times.items()
+            }
     print(json.dumps(report, indent=2))
 
 
