@@ -123,26 +123,17 @@ def save_run(
     return record
 
 
-def finish_run(
-    out: Path,
-    learn: Learner,
-    recipe: Recipe,
-    data: str,
-    seed: int,
-    recipe_name: str | None = None,
-    extra: dict | None = None,
-    keep_checkpoint: bool = False,
-) -> dict:
-    """Finish the run folder `out` that `start_run` made and its checkpoints kept resumable:
-    each result file is written beside the checkpoint, atomically, and removing the checkpoint is
+def finish_run(out: Path, learn: Learner, record: dict, title: str, keep_checkpoint: bool = False) -> None:
+    """Finish the run folder `out` that `start_run` made and its checkpoints kept resumable, with
+    `record` (`run_record`) as what config.json says of it and `title` on its curves.
+
+    Each result file is written beside the checkpoint, atomically, and removing the checkpoint is
     the one step that makes the run finished. A kill at any moment leaves a run that `--resume`
     finishes (its checkpoint holds the whole training) or a finished one; never neither.
-    `keep_checkpoint` (a run stopped early) leaves it resumable. Returns config.json's record."""
-    record = run_record(learn, recipe, data, seed, recipe_name, extra)
-    _write_results(out, learn, record, f"{recipe.model} on {data}")
+    `keep_checkpoint` (a run stopped early) leaves it resumable."""
+    _write_results(out, learn, record, title)
     if not keep_checkpoint:
         (out / CHECKPOINT).unlink(missing_ok=True)
-    return record
 
 
 def _write_results(folder: Path, learn: Learner, record: dict, title: str) -> None:

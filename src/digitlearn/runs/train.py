@@ -23,7 +23,7 @@ from ..training.distributed import launched, rank
 from ..training.losses import describe as describe_loss
 from ..training.recipes import RECIPES, Recipe, recipe_for
 from .checkpoint import CHECKPOINT, Checkpoint, unfinished
-from .folder import check_run_dir, finish_run, is_run_folder, new_run_dir, start_run
+from .folder import check_run_dir, finish_run, is_run_folder, new_run_dir, run_record, start_run
 from .lock import LOCK, run_lock
 
 Log = Callable[[str], None]
@@ -245,14 +245,6 @@ def _train(path: Path | None, learn: Learner, recipe: Recipe, run: dict, paralle
     if path is None:
         return Run(None, learn, recipe, {})
     stopped = learn.interrupted and learn.epochs_done < recipe.epochs
-    record = finish_run(
-        path,
-        learn,
-        recipe,
-        run["data"],
-        run["seed"],
-        run["recipe_name"],
-        extra=parallel,
-        keep_checkpoint=stopped,
-    )
+    record = run_record(learn, recipe, run["data"], run["seed"], run["recipe_name"], parallel)
+    finish_run(path, learn, record, f"{recipe.model} on {run['data']}", keep_checkpoint=stopped)
     return Run(path, learn, recipe, record)
