@@ -1,0 +1,64 @@
+"""Mutation testing of the core: `make mutation` (mutmut, configured in pyproject.toml).
+
+    python tools/mutation.py            # run mutmut, then print the kill rate of each module
+    python tools/mutation.py --report   # only the report, from the last run's results
+
+Each surviving mutant is listed by name (`mutmut show NAME` prints its diff): a survivor is a
+bug the tests would let through, or a change that cannot alter behaviour (docs/architecture.md
+lists those, each with its reason). Timeouts count as killed: the mutant made the tests hang.
+Takes tens of minutes on two cores, so CI does not run it.
+"""
+
+import argparse
+import collections
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+MUTMUT = [sys.executable, "-m", "mutmut"]
+KILLED = {"killed", "timeout"}
+
+
+def results() -> dict[str, str]:
+    """Each mutant's status, by name, from mutmut's last run."""
+    done = subprocess.run([*MUTMUT, "results", "--all", "true"], cwd=ROOT, capture_output=True, text=True)
+    statuses = {}
+    for line in done.stdout.splitlines():
+        name, sep, status = line.strip().rpartition(": ")
+        if sep:
+            statuses[name] = status
+    return statuses
+
+
+def module_of(mutant: str) -> str:
+    """`digitlearn.training.losses.x_bce_loss__mutmut_2` -> `digitlearn.training.losses`."""
+    return mutant.split(".x")[0] if ".x" in mutant else mutant.rsplit(".", 1)[0]
+
+
+def report(statuses: dict[str, str]) -> None:
+    by_module: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
+    for name, status in statuses.items():
+        by_module[module_of(name)][status] += 1
+    print(f"{'module':44} {'mutants':>7} {'killed':>7} {'rate':>6}")
+    for module, counts in sorted(by_module.items()):
+        total = sum(counts.values()) - counts["skipped"]
+        killed = sum(counts[s] for s in KILLED)
+        print(f"{module:44} {total:7} {killed:7} {killed / max(total, 1):6.1%}")
+    survivors = sorted(n for n, s in statuses.items() if s not in KILLED | {"skipped"})
+    print(f"\n{len(survivors)} surviving (mutmut show NAME for the diff):")
+    for name in survivors:
+        print(f"  {name}: {statuses[name]}")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--report", action="store_true", help="only report the last run's results")
+    args = p.parse_args()
+    if not args.report:
+        subprocess.run([*MUTMUT, "run"], cwd=ROOT, check=True)
+    report(results())
+
+
+if __name__ == "__main__":
+    main()
