@@ -155,3 +155,15 @@ def test_fit_refuses_a_negative_number_of_epochs():
         with pytest.raises(DigitlearnError, match="fit takes a whole number of epochs"):
             learn.fit(n)
     assert len(learn.fit(0)) == 0
+
+
+def test_many_images_prepared_in_processes_give_the_same_answers(untrained_run, tmp_path):
+    p = Predictor.load(untrained_run)
+    sources = [draw_digit(d) for d in "0123456789"] + [b"not an image", draw_digit(" ")]
+    alone, together = p.predict_many(sources, workers=1), p.predict_many(sources, workers=2)
+    for a, b in zip(alone, together, strict=True):
+        if isinstance(a, DigitlearnError):
+            assert type(a) is type(b) and str(a) == str(b)
+        else:
+            assert (a.label, a.marks) == (b.label, b.marks) and torch.equal(a.input, b.input)
+            torch.testing.assert_close(a.probs, b.probs)

@@ -31,6 +31,10 @@ BOXED = Path(__file__).parent / "boxed"
 BOXED_NOTE = "no run folder given: using the model that ships with digitlearn (the fast recipe's, on MNIST)"
 
 
+PREPARE_IN_PARALLEL = 64  # images: fewer are prepared faster than a process pool starts
+BATCH = 1024  # images through the model at once: a bounded batch, whatever the number of files
+
+
 @dataclass
 class Prediction:
     """One image's result: the label, every class's probability, and the 28x28 input the model saw."""
@@ -147,10 +151,10 @@ class Predictor:
 
     def _prepared(self, source: ImageSource) -> tuple[torch.Tensor, int]:
         """The input, and how many marks that look like digits the image holds, from one cleaning."""
-        from ..vision.segment import marks
-
-        ink = clean(source)
-        return fit(ink, self.size), len(marks(ink))
+        result = prepared(source, self.size)
+        if isinstance(result, DigitlearnError):
+            raise result
+        return result
 
     @torch.inference_mode()
     def probabilities(self, images: torch.Tensor) -> torch.Tensor:
@@ -191,19 +195,64 @@ class Predictor:
             [self._result(d.input, d.probs) for d in digits], [found.box(d.rows, d.cols) for d in digits]
         )
 
-    def predict_many(self, sources: Iterable[ImageSource]) -> list[Prediction | DigitlearnError]:
-        """Classify many images in one batch; an image that cannot be read (or holds no digit)
-        gets its error in its place, and the rest are still classified."""
-        results: list[tuple[torch.Tensor, int] | DigitlearnError] = []
-        for source in sources:
-            try:
-                results.append(self._prepared(source))
-            except DigitlearnError as e:
-                results.append(e)
+    def predict_many(
+        self, sources: Iterable[ImageSource], workers: int | None = None
+    ) -> list[Prediction | DigitlearnError]:
+        """Classify many images, the model in batches; an image that cannot be read (or holds no
+        digit) gets its error in its place, and the rest are still classified.
+
+        Preparing the images is most of the work: many are prepared in `workers` processes at
+        once (default: one per core, for PREPARE_IN_PARALLEL images or more)."""
+        sources = list(sources)
+        workers = workers or (_cores() if len(sources) >= PREPARE_IN_PARALLEL else 1)
+        results = _prepare_all(self.size, sources, workers)
         images = [r[0] for r in results if isinstance(r, tuple)]
-        probs = iter(self.probabilities(torch.stack(images)) if images else [])
+        chunks = [
+            self.probabilities(torch.stack(images[i : i + BATCH])) for i in range(0, len(images), BATCH)
+        ]
+        probs = iter(torch.cat(chunks) if chunks else [])
         return [self._result(r[0], next(probs), r[1]) if isinstance(r, tuple) else r for r in results]
 
     def __repr__(self) -> str:
         arch = (self.config.get("model") or {}).get("arch", "model")
         return f"Predictor({arch}, classes {', '.join(self.classes)}, on {self.device})"
+
+
+Prepared = tuple[torch.Tensor, int] | DigitlearnError
+
+
+def prepared(source: ImageSource, size: tuple[int, int]) -> Prepared:
+    """One image as the model's input and its count of marks, or the error that names it."""
+    from ..vision.segment import marks
+
+    try:
+        ink = clean(source)
+        return fit(ink, size), len(marks(ink))
+    except DigitlearnError as e:
+        return e
+
+
+def _prepare_chunk(task: tuple[tuple[int, int], list[ImageSource]]) -> list[Prepared]:
+    size, sources = task
+    return [prepared(s, size) for s in sources]
+
+
+def _prepare_all(size: tuple[int, int], sources: list[ImageSource], workers: int) -> list[Prepared]:
+    """Every source prepared, in order; in `workers` forked processes when more than one (the
+    preparation is NumPy and SciPy, which a fork can run; the model stays in this process)."""
+    if workers <= 1 or len(sources) < 2:
+        return [prepared(s, size) for s in sources]
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    per = -(-len(sources) // (4 * workers))  # a few chunks a worker: an uneven one waits less
+    tasks = [(size, sources[i : i + per]) for i in range(0, len(sources), per)]
+    context = multiprocessing.get_context(
+        "fork" if "fork" in multiprocessing.get_all_start_methods() else None
+    )
+    with ProcessPoolExecutor(workers, mp_context=context) as pool:
+        return [r for chunk in pool.map(_prepare_chunk, tasks) for r in chunk]
+
+
+def _cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
