@@ -17,7 +17,7 @@ from PIL import Image
 
 from digitlearn import load_dataset
 from digitlearn.data.folders import decode_images, read_image
-from digitlearn.data.formats import Reader, natural_key, register_reader, unregister_reader
+from digitlearn.data.formats import Reader, natural_key, readers, register_reader, unregister_reader
 from digitlearn.data.idx import read_idx
 from digitlearn.errors import DataError
 from digitlearn.vision.images import to_gray
@@ -70,6 +70,8 @@ def test_stray_files_are_skipped(tmp_path):
     ):
         (root / junk).write_bytes(b"junk")
     (root / "train" / ".ipynb_checkpoints").mkdir()
+    (root / "train" / "3" / "drafts.png").mkdir()  # a folder named like an image holds none
+    (root / "train" / "3" / "gone.png").symlink_to(root / "nowhere.png")  # a broken link
     assert len(load_dataset(root).train) == 6
 
 
@@ -219,6 +221,17 @@ def test_archives_of_a_dataset(tmp_path, fresh_home, kind):
     assert len(list((fresh_home / "extracted").iterdir())) == 1  # extracted once
 
 
+def test_a_zip_made_on_macos(tmp_path, fresh_home):
+    # macOS adds a __MACOSX folder beside the zip's one top folder: still one top folder
+    src = make_folder(tmp_path / "src" / "digits")
+    path = tmp_path / "digits.zip"
+    with zipfile.ZipFile(path, "w") as z:
+        for f in src.rglob("*.png"):
+            z.write(f, f.relative_to(src.parent))
+            z.writestr(f"__MACOSX/{f.relative_to(src.parent).parent}/._{f.name}", b"resource fork")
+    assert len(load_dataset(path).train) == 6
+
+
 # ---------------------------------------------------------------- IDX
 
 
@@ -295,6 +308,12 @@ def test_idx_missing_file(tmp_path):
         load_dataset(root)
 
 
+def test_idx_files_beside_class_folders_are_read_as_idx(tmp_path):
+    root = make_folder(make_idx(tmp_path / "both"), n=1)
+    assert [r.name for r in readers() if not r.files][:2] == ["idx", "folders"]
+    assert load_dataset(root).train.x.shape == (5, 4, 4)
+
+
 # ---------------------------------------------------------------- formats
 
 
@@ -363,3 +382,15 @@ def test_fifos_named_like_data_are_refused_unopened(tmp_path):
     os.mkfifo(tmp_path / "data.tgz")
     error = loaded_within(10, tmp_path / "data.tgz")
     assert error is not None and "data.tgz is a FIFO" in str(error)
+
+
+def test_devices_and_broken_links_named_like_data_are_refused(tmp_path):
+    folder = make_folder(tmp_path / "ds", n=1)
+    (folder / "valid" / "7" / "z.png").symlink_to(os.devnull)
+    with pytest.raises(DataError, match=r"valid/7/z\.png is a device, not a file"):
+        load_dataset(folder)
+    idx = make_idx(tmp_path / "idx", gz=False)
+    (idx / "t10k-labels-idx1-ubyte").unlink()
+    (idx / "t10k-labels-idx1-ubyte").symlink_to(tmp_path / "nowhere")
+    with pytest.raises(DataError, match=r"t10k-labels-idx1-ubyte: cannot read it \(No such file"):
+        load_dataset(idx)

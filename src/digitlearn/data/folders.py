@@ -12,6 +12,7 @@ import hashlib
 import json
 import multiprocessing
 import os
+import stat
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -25,7 +26,7 @@ from tqdm import tqdm  # not tqdm.auto: without ipywidgets it warns in notebooks
 from ..errors import DataError
 from ..files import atomic_path, remove_stale, shown
 from ..vision import images
-from .formats import Reader, Size, SplitArrays, natural_key, register_reader, regular_file
+from .formats import Reader, Size, SplitArrays, natural_key, register_reader, regular_file, visible
 from .sources import cache_home
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
@@ -120,8 +121,22 @@ def decode_images(
     return torch.from_numpy(np.concatenate([data for data, _, _ in results]))
 
 
-def _visible(entry: os.DirEntry) -> bool:
-    return not entry.name.startswith(".") and entry.name != "__MACOSX"
+def _image_files(class_dir: str) -> list[os.DirEntry]:
+    """The files of a class folder named like images. A FIFO, socket or device so named is
+    refused unopened (it would block the decoder for ever, or never end); a folder so named, or a
+    broken link, holds no image and is skipped."""
+    found = []
+    with os.scandir(class_dir) as it:
+        named = [e for e in it if e.name.lower().endswith(IMAGE_SUFFIXES) and visible(e)]
+    for e in named:
+        try:
+            mode = e.stat().st_mode  # kept by the entry: the cache's fingerprint reads it again
+        except FileNotFoundError:
+            continue
+        if not stat.S_ISDIR(mode):
+            regular_file(e.path, mode)
+            found.append(e)
+    return found
 
 
 def _list_split(split_dir: Path) -> dict[str, list[os.DirEntry]]:
@@ -129,12 +144,9 @@ def _list_split(split_dir: Path) -> dict[str, list[os.DirEntry]]:
     `ls().sorted()`)."""
     classes = {}
     with os.scandir(split_dir) as it:
-        class_dirs = [e for e in it if e.is_dir() and _visible(e)]
+        class_dirs = [e for e in it if e.is_dir() and visible(e)]
     for d in class_dirs:
-        with os.scandir(d.path) as it:
-            files = [e for e in it if e.name.lower().endswith(IMAGE_SUFFIXES) and _visible(e)]
-        for e in files:  # a FIFO named like an image would block the decoder: refused unopened
-            regular_file(e.path)
+        files = _image_files(d.path)
         if not files:
             raise DataError(f"class folder {shown(d.path)} holds no images")
         name = shown(d.name)
@@ -233,4 +245,4 @@ def find_layout(folder: Path) -> tuple[str, str] | None:
     return next((layout for layout in SPLIT_LAYOUTS if all((folder / d).is_dir() for d in layout)), None)
 
 
-register_reader(Reader("folders", find_layout, read_image_folder))
+register_reader(Reader("folders", find_layout, read_image_folder, order=20))

@@ -1,15 +1,15 @@
 """Reading a dataset on disk: one reader per format, each registered where it is written.
 
-    register_reader(Reader("idx", finds=..., read=...))
+    register_reader(Reader("idx", finds=..., read=..., order=10))
 
 A reader says whether it recognises a folder (`finds`, which returns what it found there, or
 None) and reads it into one uint8 tensor per split, its labels and class names (`read`).
-`read_path` asks each registered reader in turn, at the given folder and inside a single
-subfolder (archives usually wrap a dataset in one top folder); an archive is extracted first.
-The readers that ship are `idx` (MNIST's IDX files), `folders` (fastai-style class folders) and
-`archives` (.tgz, .tar, .zip of either); a new format is one module here that registers its
-reader, with no edit to this dispatch: every module of this folder is imported before the first
-read.
+`read_path` asks the registered readers in turn (`readers()`: lowest `order` first), at the given
+folder and inside a single subfolder (archives usually wrap a dataset in one top folder); an
+archive is extracted first. The readers that ship are `idx` (MNIST's IDX files), `folders`
+(fastai-style class folders) and `archives` (.tgz, .tar, .zip of either); a new format is one
+module here that registers its reader, with no edit to this dispatch: every module of this
+folder is imported before the first read.
 """
 
 import importlib
@@ -43,6 +43,9 @@ class Reader:
     finds: Callable[[Path], Any]
     read: Callable[[Path, Any, Size | None], Splits]
     files: tuple[str, ...] = ()
+    # where two readers find a dataset in one folder, the lower order reads it: IDX files (10)
+    # before class folders (20), as ever; a new format comes after them unless it says otherwise
+    order: int = 100
 
 
 READERS: dict[str, Reader] = {}
@@ -56,7 +59,14 @@ def register_reader(reader: Reader) -> Reader:
 
 
 def unregister_reader(name: str) -> None:
+    """Forget the reader called `name` (a test's own format, once the test is done)."""
     READERS.pop(name, None)
+
+
+def readers() -> tuple[Reader, ...]:
+    """Every registered reader, in the order `read_path` asks them."""
+    _discover()
+    return tuple(sorted(READERS.values(), key=lambda r: r.order))  # stable: ties keep registration
 
 
 def _discover() -> None:
@@ -73,35 +83,51 @@ def natural_key(name: str) -> list:
     return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]
 
 
-def regular_file(path: str | os.PathLike) -> None:
-    """Refuse, without opening it, a path that is not a regular file (a FIFO would block the
-    reader for ever, a device would read without end)."""
-    mode = os.stat(path).st_mode
+def visible(entry: os.DirEntry) -> bool:
+    """Not hidden, nor the __MACOSX folder macOS adds to the zips it makes."""
+    return not entry.name.startswith(".") and entry.name != "__MACOSX"
+
+
+_KINDS = {
+    stat.S_IFDIR: "a folder",
+    stat.S_IFIFO: "a FIFO",
+    stat.S_IFSOCK: "a socket",
+    stat.S_IFCHR: "a device",
+    stat.S_IFBLK: "a device",
+}
+
+
+def regular_file(path: str | os.PathLike, mode: int | None = None) -> None:
+    """Refuse, without opening it, a path that is not a regular file: a FIFO would block the
+    reader for ever, a device would read without end. `mode` is its `st_mode`, if already known."""
+    try:
+        mode = os.stat(path).st_mode if mode is None else mode
+    except OSError as e:  # a broken link, a folder we may not enter
+        raise DataError(f"{shown(path)}: cannot read it ({e.strerror or e})") from None
     if not stat.S_ISREG(mode):
-        kind = "a FIFO" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a device"
-        if stat.S_ISDIR(mode):
-            kind = "a folder"
+        kind = _KINDS.get(stat.S_IFMT(mode), "of an odd kind")
         raise DataError(f"{shown(path)} is {kind}, not a file: only files are read as data")
 
 
 def read_path(path: Path, size: Size | None = None) -> Splits:
     """Read a dataset folder or archive in any registered format."""
-    _discover()
     if not path.exists():
         raise DataError(f"no such file or folder: {shown(path)}")
     if not path.is_dir():
         regular_file(path)
-        takers = [r for r in READERS.values() if r.files and path.name.lower().endswith(r.files)]
-        if not takers:
-            suffixes = ", ".join(s for r in READERS.values() for s in r.files)
-            raise DataError(f"{shown(path)} is not a folder or an archive ({suffixes})")
-        return takers[0].read(path, takers[0].finds(path), size)
+        for reader in readers():
+            takes = reader.files and path.name.lower().endswith(reader.files)
+            if takes and (found := reader.finds(path)) is not None:
+                return reader.read(path, found, size)
+        suffixes = ", ".join(s for r in readers() for s in r.files)
+        raise DataError(f"{shown(path)} is not a folder or an archive ({suffixes})")
     folder = path
     for _ in range(3):  # archives usually wrap the dataset in one top folder
-        for reader in READERS.values():
+        for reader in readers():
             if not reader.files and (found := reader.finds(folder)) is not None:
                 return reader.read(folder, found, size)
-        subdirs = [e for e in os.scandir(folder) if e.is_dir() and not e.name.startswith(".")]
+        with os.scandir(folder) as it:
+            subdirs = [e for e in it if e.is_dir() and visible(e)]
         if len(subdirs) != 1:
             break
         folder = Path(subdirs[0].path)

@@ -156,4 +156,4 @@ def find_idx(folder: Path) -> dict[tuple[str, str], Path] | None:
     return files if {k for k, _ in files} == {"train", "valid"} else None
 
 
-register_reader(Reader("idx", find_idx, lambda folder, found, size: read_idx_folder(folder, size)))
+register_reader(Reader("idx", find_idx, lambda folder, found, size: read_idx_folder(folder, size), order=10))
