@@ -18,6 +18,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 MUTMUT = [sys.executable, "-m", "mutmut"]
 KILLED = {"killed", "timeout"}
+UNRUN = "not checked"  # a run stopped before it reached them
 
 
 def results() -> dict[str, str]:
@@ -42,10 +43,11 @@ def report(statuses: dict[str, str]) -> None:
         by_module[module_of(name)][status] += 1
     print(f"{'module':44} {'mutants':>7} {'killed':>7} {'rate':>6}")
     for module, counts in sorted(by_module.items()):
-        total = sum(counts.values()) - counts["skipped"]
+        total = sum(counts.values()) - counts["skipped"] - counts[UNRUN]
         killed = sum(counts[s] for s in KILLED)
-        print(f"{module:44} {total:7} {killed:7} {killed / max(total, 1):6.1%}")
-    survivors = sorted(n for n, s in statuses.items() if s not in KILLED | {"skipped"})
+        unrun = f"   ({counts[UNRUN]} not run yet)" if counts[UNRUN] else ""
+        print(f"{module:44} {total:7} {killed:7} {killed / max(total, 1):6.1%}{unrun}")
+    survivors = sorted(n for n, s in statuses.items() if s not in KILLED | {"skipped", UNRUN})
     print(f"\n{len(survivors)} surviving (mutmut show NAME for the diff):")
     for name in survivors:
         print(f"  {name}: {statuses[name]}")
@@ -54,9 +56,10 @@ def report(statuses: dict[str, str]) -> None:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--report", action="store_true", help="only report the last run's results")
+    p.add_argument("modules", nargs="*", help="only these modules' mutants, e.g. digitlearn.training.losses")
     args = p.parse_args()
     if not args.report:
-        subprocess.run([*MUTMUT, "run"], cwd=ROOT, check=True)
+        subprocess.run([*MUTMUT, "run", *(f"{m}.*" for m in args.modules)], cwd=ROOT, check=True)
     report(results())
 
 
