@@ -25,6 +25,7 @@ from digitlearn import (
 from digitlearn.training import (
     MixedPrecision,
     ParamScheduler,
+    Recorder,
     SkipLearned,
     TerminateOnNaN,
     TrainingDiverged,
@@ -162,6 +163,24 @@ def test_save_best_model_restores_the_best_weights(tmp_path, capsys):
     other = learner()
     other.load(tmp_path / "best")
     assert all(torch.equal(a, b) for a, b in zip(other.model.parameters(), now, strict=True))
+
+
+def test_the_trackers_and_the_recorder_keep_their_own_state():
+    best, stop = SaveBestModel(), EarlyStopping(patience=5)
+    assert best.state_dict() == {"best": math.inf, "best_epoch": None, "state": None}  # any figure improves
+    learn = learner(cbs=[Script([0.9, 0.3, 0.5]), best, stop])
+    learn.fit(3, 0.3)
+    best_again, stop_again, recorder = SaveBestModel(), EarlyStopping(patience=5), Recorder()
+    best_again.load_state_dict(best.state_dict())
+    stop_again.load_state_dict(stop.state_dict())
+    recorder.load_state_dict(learn.recorder.state_dict())
+    assert (best_again.best, best_again.best_epoch) == (stop_again.best, stop_again.best_epoch) == (0.3, 1)
+    assert all(torch.equal(v, best.state[k]) for k, v in best_again.state.items())
+    assert (recorder.history, recorder.lrs, recorder.losses) == (
+        learn.recorder.history,
+        learn.recorder.lrs,
+        learn.recorder.losses,
+    )
 
 
 def test_schedules():

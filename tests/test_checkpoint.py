@@ -19,7 +19,14 @@ from digitlearn.data.loaders import DataLoader, DataLoaders
 from digitlearn.runs.checkpoint import CHECKPOINT
 from digitlearn.runs.folder import check_run_dir, is_run_folder
 from digitlearn.runs.model import read_config
-from digitlearn.training import Augment, Callback, CancelFitException, SkipLearned
+from digitlearn.training import (
+    Augment,
+    Callback,
+    CancelFitException,
+    EarlyStopping,
+    SaveBestModel,
+    SkipLearned,
+)
 from digitlearn.training.losses import cross_entropy, mnist_loss
 from digitlearn.training.metrics import accuracy
 from digitlearn.training.optim import Adam
@@ -210,18 +217,37 @@ def counted_learner(counter: ScaleByCounter) -> Learner:
     return learn
 
 
-def test_a_users_own_callback_state_is_saved_and_resumed(tmp_path):
-    straight = counted_learner(ScaleByCounter())
-    straight.fit_one_cycle(4, 0.05)
+def stop_after_two(learn: Learner, how: str) -> None:
+    """Two epochs of a four-epoch run: a plain fit(2), or one-cycle's first half (its schedule is
+    the four epochs')."""
+    if how == "fit":
+        learn.fit(2, 0.05)
+    else:
+        learn.fit_one_cycle(4, 0.05, cbs=[StopAfter(2)])
+
+
+def go_on(learn: Learner, how: str) -> None:
+    """The four epochs; after load_checkpoint, the two after the checkpoint's."""
+    if how == "fit":
+        learn.fit(4, 0.05)
+    else:
+        learn.fit_one_cycle(4, 0.05)
+
+
+@pytest.mark.parametrize("how", ["fit", "fit_one_cycle"])
+def test_a_users_own_callback_state_is_saved_and_resumed(tmp_path, how):
+    straight_counter = ScaleByCounter()
+    straight = counted_learner(straight_counter)
+    go_on(straight, how)
     first = counted_learner(ScaleByCounter())
-    first.fit_one_cycle(4, 0.05, cbs=[StopAfter(2)])
+    stop_after_two(first, how)
     first.save_checkpoint(tmp_path / "ckpt.safetensors")
     counter = ScaleByCounter()
     resumed = counted_learner(counter)
     resumed.load_checkpoint(tmp_path / "ckpt.safetensors")
-    resumed.fit_one_cycle(4, 0.05)
-    per_epoch = len(straight.dls.train)
-    assert counter.steps == 4 * per_epoch  # not 2 * per_epoch: the count went on where it stopped
+    go_on(resumed, how)
+    # 4 epochs' steps, not 2: the count went on where it stopped
+    assert counter.steps == straight_counter.steps == 4 * len(straight.dls.train)
     for (name, a), b in zip(
         straight.model.state_dict().items(), resumed.model.state_dict().values(), strict=True
     ):
@@ -251,3 +277,77 @@ def test_a_checkpoint_of_other_callbacks_is_refused_in_one_line(tmp_path):
     refused = r"ckpt.safetensors: the checkpoint holds the state of a callback this Learner does not have"
     with pytest.raises(DigitlearnError, match=refused + r" \(tests.test_checkpoint.ScaleByCounter\)"):
         plain.fit(2, 0.05)
+
+
+def test_a_checkpoint_without_a_callback_the_learner_has_is_refused_in_one_line(tmp_path):
+    plain = counted_learner(ScaleByCounter())
+    plain.remove_cbs([ScaleByCounter])
+    plain.fit(1, 0.05)
+    plain.save_checkpoint(tmp_path / "ckpt.safetensors")
+    counted = counted_learner(ScaleByCounter())  # its count would start again at 0
+    counted.load_checkpoint(tmp_path / "ckpt.safetensors")
+    refused = r"ckpt.safetensors: the checkpoint holds no state of a callback this Learner has"
+    with pytest.raises(DigitlearnError, match=refused + r" \(tests.test_checkpoint.ScaleByCounter\): resume"):
+        counted.fit(2, 0.05)
+
+
+class Versioned(Callback):
+    """A callback whose state's layout changed between the checkpoint and the resume."""
+
+    def __init__(self, field: str) -> None:
+        self.field = field
+
+    def state_dict(self) -> dict:
+        return {self.field: 1}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.value = state[self.field]
+
+
+def test_a_callbacks_state_of_another_layout_is_refused_in_one_line(tmp_path):
+    old = counted_learner(ScaleByCounter())
+    old.add_cbs([Versioned("count")])
+    old.save_checkpoint(tmp_path / "ckpt.safetensors")
+    new = counted_learner(ScaleByCounter())
+    new.add_cbs([Versioned("steps")])
+    new.load_checkpoint(tmp_path / "ckpt.safetensors")
+    with pytest.raises(DigitlearnError) as refused:
+        new.fit(1, 0.05)
+    assert str(refused.value) == (
+        f"{tmp_path / 'ckpt.safetensors'}: the checkpoint's state of tests.test_checkpoint.Versioned "
+        "does not fit that callback (KeyError: 'steps')"
+    )
+
+
+def test_two_callbacks_of_one_class_keep_one_state_each(tmp_path):
+    first, second = ScaleByCounter(), ScaleByCounter()
+    learn = counted_learner(first)
+    learn.add_cbs([second])
+    learn.fit(1, 0.05)
+    second.steps = 100  # told apart from the first's, whose count is the epoch's steps
+    learn.save_checkpoint(tmp_path / "ckpt.safetensors")
+    again = [ScaleByCounter(), ScaleByCounter()]
+    resumed = counted_learner(again[0])
+    resumed.add_cbs([again[1]])
+    resumed.load_checkpoint(tmp_path / "ckpt.safetensors")
+    resumed.fit(1, 0.05)  # the checkpoint's epoch: nothing left to train, only the state restored
+    assert [cb.steps for cb in again] == [first.steps, 100]
+
+
+def test_a_checkpoint_from_before_the_first_epoch_resumes_exactly(tmp_path):
+    """What a run writes before its first epoch: every callback's state as made, not yet fitted."""
+    straight = make_learner()
+    straight.add_cbs([SaveBestModel(), EarlyStopping(patience=2)])
+    straight.fit_one_cycle(3, 0.02)
+    early = make_learner()
+    early.add_cbs([SaveBestModel(), EarlyStopping(patience=2)])
+    early.save_checkpoint(tmp_path / "ckpt.safetensors")
+    resumed = make_learner()
+    best, stop = SaveBestModel(), EarlyStopping(patience=2)
+    resumed.add_cbs([best, stop])
+    resumed.load_checkpoint(tmp_path / "ckpt.safetensors")
+    resumed.fit_one_cycle(3, 0.02)
+    for a, b in zip(straight.model.state_dict().values(), resumed.model.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+    assert best.best_epoch is not None and (best.best, best.best_epoch) == (stop.best, stop.best_epoch)
+    assert resumed.recorder.losses == straight.recorder.losses

@@ -108,15 +108,31 @@ def _callback_states(learn: Learner) -> dict:
 
 
 def _set_callback_states(learn: Learner, states: dict, path: object) -> None:
+    """Each saved state back into its callback; the checkpoint's callbacks and the Learner's that
+    keep state must be the same, or the fit would go on from a state that is not its own."""
     callbacks = dict(_callback_keys(learn))
-    missing = sorted(states.keys() - callbacks.keys())
-    if missing:
+    unknown = sorted(states.keys() - callbacks.keys())
+    if unknown:
         raise DigitlearnError(
             f"{path}: the checkpoint holds the state of a callback this Learner does not have "
-            f"({missing[0]}): add the same callbacks before resuming"
+            f"({unknown[0]}): add the same callbacks before resuming"
+        )
+    # a callback that keeps state returns it even before its first fit: none saved means it was absent
+    unsaved = sorted(key for key, cb in callbacks.items() if key not in states and cb.state_dict())
+    if unsaved:
+        raise DigitlearnError(
+            f"{path}: the checkpoint holds no state of a callback this Learner has ({unsaved[0]}): "
+            "resume with the callbacks it was saved with"
         )
     for key, state in states.items():
-        callbacks[key].load_state_dict(state)
+        try:
+            callbacks[key].load_state_dict(state)
+        except (KeyError, TypeError, ValueError, RuntimeError) as e:  # a state of another version of it
+            first_line = str(e).split("\n", 1)[0]  # torch's messages may run on for lines
+            raise DigitlearnError(
+                f"{path}: the checkpoint's state of {key} does not fit that callback "
+                f"({type(e).__name__}: {first_line})"
+            ) from e
 
 
 def save_checkpoint(learn: Learner, path: str | Path, extra: dict | None = None) -> Path:

@@ -90,7 +90,9 @@ class Callback:
     def state_dict(self) -> dict:
         """What this callback keeps across epochs that shapes the rest of a fit (JSON data and
         tensors, nested in dicts and lists), as an optimizer's `state_dict`. Checkpoints save it
-        for every callback, whatever its class; {} (the default) for one that keeps nothing."""
+        for every callback, whatever its class; {} (the default) for one that keeps nothing.
+        One that keeps state returns it at any time, before its first fit too: a checkpoint
+        without it then means the callback was not there, and resuming refuses."""
         return {}
 
     def load_state_dict(self, state: dict) -> None:

@@ -6,6 +6,7 @@ import json
 import math
 import time
 from collections.abc import Callable
+from itertools import groupby
 from pathlib import Path
 
 import torch
@@ -55,7 +56,9 @@ class Recorder(Callback):
     @property
     def losses(self) -> list[float]:
         """The training loss of every batch so far in this fit."""
-        return torch.stack(self._train.parts).float().tolist() if self._train.parts else []
+        # those restored from a checkpoint are on the CPU, the later ones where the model is
+        runs = groupby(self._train.parts, key=lambda t: t.device)
+        return [x for _, run in runs for x in torch.stack(list(run)).float().tolist()]
 
     def _name_columns(self, learn: Learner) -> None:
         self.names = ["epoch", "train_loss", "valid_loss", *map(metric_name, learn.metrics), "time"]

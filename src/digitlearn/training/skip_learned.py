@@ -32,7 +32,7 @@ class SkipLearned(Callback):
         dl = learn.dls.train
         dl.subset = None
         self.sure = torch.zeros(dl.n, dtype=torch.bool, device=dl.device)  # none seen yet
-        self.sizes = []
+        self.sizes, self.resumed = [], False
 
     def before_epoch(self, learn: Learner) -> None:
         if self.resumed and learn.epoch >= self.start:  # the subset the last epoch's end chose
@@ -43,9 +43,12 @@ class SkipLearned(Callback):
         return {"sure": self.sure.cpu() if self.sure is not None else None, "sizes": self.sizes}
 
     def load_state_dict(self, state: dict) -> None:
-        device = self.sure.device if self.sure is not None else "cpu"
-        self.sure = state["sure"].to(device) if state["sure"] is not None else None
-        self.sizes, self.resumed = list(state["sizes"]), True
+        # no marks: saved before any fit, so before_fit's fresh ones stand. The loader's subset is
+        # not saved: the next before_epoch makes it from the marks, as the last after_train did
+        if state["sure"] is not None:
+            self.sure = state["sure"].to(self.sure.device if self.sure is not None else "cpu")
+            self.resumed = True
+        self.sizes = list(state["sizes"])
 
     def after_loss(self, learn: Learner) -> None:
         if learn.training:

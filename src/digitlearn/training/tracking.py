@@ -23,7 +23,7 @@ class TrackerCallback(Callback):
         if mode not in ("min", "max"):
             raise DigitlearnError(f"mode must be 'min', 'max' or 'auto', not {mode!r}")
         self.monitor, self.mode, self.min_delta = monitor, mode, abs(min_delta)
-        self.best, self.best_epoch = math.nan, None
+        self._forget()
 
     def before_fit(self, learn: Learner) -> None:
         if self.monitor not in learn.recorder.names:
@@ -31,6 +31,11 @@ class TrackerCallback(Callback):
                 f"{type(self).__name__} monitors {self.monitor!r}, which is not recorded "
                 f"(recorded: {', '.join(n for n in learn.recorder.names if n not in ('epoch', 'time'))})"
             )
+        self._forget()
+
+    def _forget(self) -> None:
+        # from construction on, not only from before_fit: a checkpoint saved before the first fit
+        # holds a state from which any figure improves
         self.best, self.best_epoch = math.inf if self.mode == "min" else -math.inf, None
 
     def state_dict(self) -> dict:
