@@ -3,9 +3,10 @@
     python bench/predict.py [--run RUN_DIR] [--requests 2000] [--concurrency 16]
 
 In-process: `Predictor.predict` on a canvas drawing (the PNG the page sends) and on a phone-sized
-photo (1600x1200 JPEG), after loading and a warm-up; the time is split into preparing the image
-and running the model. Server: `digitlearn serve` in its own process on 127.0.0.1, and this
-process sends `--requests` POST /api/predict with `--concurrency` in flight at once.
+photo (1600x1200 JPEG), after loading and a warm-up, and apart from it the two parts of its work:
+preparing the image (`Predictor.prepare`) and running the model. Server: `digitlearn serve` in its
+own process on 127.0.0.1, and this process sends `--requests` POST /api/predict with
+`--concurrency` in flight at once (--requests 0: no server).
 Without --run, an untrained model of the `fast` recipe's architecture is used: the same work.
 Prints one JSON object.
 """
@@ -33,7 +34,6 @@ from digitlearn.hardware import machine_info, set_threads
 from digitlearn.inference.predictor import Predictor
 from digitlearn.models.saved import save_model
 from digitlearn.training.recipes import RECIPES
-from digitlearn.vision.prepare import to_mnist
 
 
 def font(size: int) -> ImageFont.FreeTypeFont:
@@ -75,16 +75,18 @@ def percentiles(ms: list[float]) -> dict:
 def in_process(p: Predictor, data: bytes, n: int) -> dict:
     for _ in range(10):
         p.predict(data)
-    total, prep = [], []
+    total, prep, model = [], [], []
     for _ in range(n):
         t0 = time.perf_counter()
-        x = to_mnist(data, p.size)
+        p.predict(data)
         t1 = time.perf_counter()
-        p.probabilities(x[None])
+        x = p.prepare(data)
         t2 = time.perf_counter()
-        prep.append(1000 * (t1 - t0))
-        total.append(1000 * (t2 - t0))
-    model = [t - q for t, q in zip(total, prep, strict=True)]
+        p.probabilities(x[None])
+        t3 = time.perf_counter()
+        total.append(1000 * (t1 - t0))
+        prep.append(1000 * (t2 - t1))
+        model.append(1000 * (t3 - t2))
     return {
         "bytes": len(data),
         "predict": percentiles(total),
@@ -158,8 +160,9 @@ def main() -> None:
             "machine": machine_info(p.device),
             "in_process": {"drawing_280px_png": in_process(p, draw, args.n),
                            "photo_1600x1200_jpeg": in_process(p, shot, max(args.n // 4, 20))},
-            "server": {"drawing_280px_png": server(run, draw, args.requests, args.concurrency)},
         }  # fmt: skip
+        if args.requests > 0:
+            result["server"] = {"drawing_280px_png": server(run, draw, args.requests, args.concurrency)}
     print(json.dumps(result, indent=2))
 
 

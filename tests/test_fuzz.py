@@ -1,5 +1,6 @@
 """Fuzzing: mutated image, IDX, run-folder and JSON request bytes go to the readers, the
-predictor's preparation, the run loader and the web API's body parsing, and nothing but
+predictor's preparation, the run loader and the web API's body parsing, and random arrays of
+every shape from 1x1 to long strips go to the preparation and the number reader; nothing but
 digitlearn's own errors (or, from the API, a 4xx) may come out.
 
 Hypothesis mutates valid files (bytes flipped, cut short, spliced, repeated) and keeps the
@@ -18,16 +19,19 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 from PIL import Image
 from torch import nn
 
 from digitlearn.data.idx import read_idx
 from digitlearn.errors import DigitlearnError
+from digitlearn.inference.predictor import Predictor
 from digitlearn.models import mlp
 from digitlearn.models.saved import save_model
 from digitlearn.runs.model import load_model
 from digitlearn.vision.images import read_gray
 from digitlearn.vision.prepare import to_mnist
+from tests.conftest import save_untrained
 
 settings.register_profile(
     "ci", max_examples=60, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
@@ -96,6 +100,53 @@ def test_mutated_images_give_mnist_inputs_or_our_error(data):
     except DigitlearnError:
         return
     assert x.shape == (28, 28) and bool(x.isfinite().all())
+
+
+SIDE = st.one_of(st.integers(1, 48), st.integers(1, 3000))  # small, or a long strip's length
+
+
+@st.composite
+def pictures(draw) -> np.ndarray:
+    """An image of any shape from 1x1 to a 3000-pixel strip (at most 300,000 pixels, to stay fast):
+    a random pattern of up to 6x6 cells (uint8, floats in [0, 1] or booleans) stretched over it."""
+    h, w = draw(SIDE), draw(SIDE)
+    if h * w > 300_000:
+        h = max(1, 300_000 // w)
+    kind = draw(st.sampled_from(["uint8", "float", "bool"]))
+    elements = {
+        "uint8": st.integers(0, 255),
+        "float": st.floats(0, 1, width=32),
+        "bool": st.booleans(),
+    }[kind]
+    cells = draw(hnp.arrays({"uint8": np.uint8, "float": np.float32, "bool": bool}[kind],
+                            st.tuples(st.integers(1, 6), st.integers(1, 6)), elements=elements))  # fmt: skip
+    rows = np.arange(h) * cells.shape[0] // h
+    cols = np.arange(w) * cells.shape[1] // w
+    return cells[rows][:, cols]
+
+
+@given(pictures())
+def test_arrays_of_any_shape_give_mnist_inputs_or_our_error(picture):
+    try:
+        x = to_mnist(picture)
+    except DigitlearnError:
+        return
+    assert x.shape == (28, 28) and bool(x.isfinite().all())
+
+
+@pytest.fixture(scope="module")
+def predictor(tmp_path_factory) -> Predictor:
+    return Predictor.load(save_untrained(tmp_path_factory.mktemp("untrained") / "run"))
+
+
+@settings(max_examples=30)
+@given(picture=pictures())
+def test_arrays_of_any_shape_give_a_number_or_our_error(predictor, picture):
+    try:
+        result = predictor.predict_number(picture)
+    except DigitlearnError:
+        return
+    assert 1 <= len(result.number) <= 12 and len(result.boxes) == len(result.digits)
 
 
 def idx_file(n: int = 3, h: int = 4, w: int = 4) -> bytes:

@@ -1,14 +1,17 @@
 """Digits photographed small, on ruled or unevenly lit paper, and numbers of several digits."""
 
 import json
+import time
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image, ImageDraw
 
 from digitlearn.cli import main
 from digitlearn.inference.predictor import Predictor
 from digitlearn.vision.prepare import NoDigitError, to_mnist
+from digitlearn.vision.segment import MAX_MARKS, PARTITIONS, read_digits
 from tests.conftest import draw_digit
 from tests.handwriting import photographed_digit, photographed_number
 
@@ -129,12 +132,12 @@ def test_number_result_and_its_json(fast_run):
     json.dumps(d)
 
 
-def _font():
+def _font(size: int = 160):
     from PIL import ImageFont
 
     from tests.font_digits import FONT_DIR
 
-    return ImageFont.truetype(str(FONT_DIR / "DejaVuSans.ttf"), 160)
+    return ImageFont.truetype(str(FONT_DIR / "DejaVuSans.ttf"), size)
 
 
 def test_touching_digits_are_split(fast_run, test_digits):
@@ -161,3 +164,90 @@ def test_cli_reads_numbers_and_warns_about_them(fast_run, tmp_path, capsys):
     out, err = capsys.readouterr()
     assert out.startswith(f"{path}: ") and len(out.strip().splitlines()) == 1
     assert f"digitlearn: warning: {path} holds 4 marks that look like separate digits" in err
+
+
+def dots(radius: int, n: int = 6000, seed: int = 0) -> Image.Image:
+    """A 1600x1200 white page with `n` random black dots (single pixels for radius 0)."""
+    rng = np.random.default_rng(seed)
+    img = Image.new("L", (1600, 1200), 255)
+    d = ImageDraw.Draw(img)
+    for x, y in zip(rng.integers(0, 1600, n), rng.integers(0, 1200, n), strict=True):
+        d.ellipse([x - radius, y - radius, x + radius, y + radius], fill=0)
+    return img
+
+
+DOTS = [(0, 6000), (1, 6000), (2, 6000), (3, 6000), (2, 20), (3, 300), (5, 300)]  # (radius, dots)
+
+
+@pytest.mark.parametrize(("radius", "n"), DOTS)
+def test_a_page_of_dots_is_no_number_and_is_refused_quickly(untrained_run, radius, n):
+    """Once read as "11111111111" after ten seconds: dots are no digits, and dozens of them no number."""
+    p, page = Predictor.load(untrained_run), dots(radius, n)
+    p.predict_number(draw_digit("7"))  # warm: the first call imports SciPy
+    start = time.process_time()
+    with pytest.raises(NoDigitError, match=r"no (number|digit) found"):
+        p.predict_number(page)
+    assert time.process_time() - start < 0.5
+
+
+def test_a_page_of_noise_is_no_number(untrained_run):
+    noise = np.random.default_rng(0).integers(0, 256, (1200, 1600), dtype=np.uint8)
+    with pytest.raises(NoDigitError, match=r"no (number|digit) found"):
+        Predictor.load(untrained_run).predict_number(Image.fromarray(noise))
+
+
+def digits_in_a_row(text: str) -> Image.Image:
+    img = Image.new("L", (70 * len(text) + 100, 200), 250)
+    for i, ch in enumerate(text):
+        ImageDraw.Draw(img).text((80 + 70 * i, 100), ch, fill=10, anchor="mm", font=_font(90))
+    return img
+
+
+def test_more_marks_than_a_number_has_are_refused(untrained_run):
+    p = Predictor.load(untrained_run)
+    assert len(p.predict_number(digits_in_a_row("123456789012")).digits) == MAX_MARKS
+    message = "too many marks to be a number \\(13 found, at most 12\\)"
+    with pytest.raises(NoDigitError, match=message):
+        p.predict_number(digits_in_a_row("1234567890123"))
+
+
+class Eager:
+    """A classifier keen to cut: each call more confident than the last, so every cut it reads
+    beats the whole it was cut from. The worst case for the time a number takes."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        probs = torch.zeros(len(x), 10)
+        probs[:, 1] = 1 - 1 / (self.calls + 1)
+        return probs
+
+
+# at most 2 * MAX_MARKS marks and parts are read, each trying at most PARTITIONS + 3 cuts
+MOST_CALLS = 2 * MAX_MARKS * (PARTITIONS + 3 + 1)
+
+
+def test_touching_digits_are_cut_into_at_most_max_marks_digits():
+    """A long bar: every cut reads better to an eager model, and cutting stops at MAX_MARKS."""
+    ink = np.zeros((60, 900), np.float32)
+    ink[20:40, 10:890] = 1
+    eager = Eager()
+    assert len(read_digits(ink, eager)) == MAX_MARKS and eager.calls <= MOST_CALLS
+    bars = np.zeros((60, 900), np.float32)
+    for i in range(MAX_MARKS):  # as many marks as a number has, each wide: none is cut
+        bars[20:40, 10 + 74 * i : 70 + 74 * i] = 1
+    eager = Eager()
+    assert len(read_digits(bars, eager)) == MAX_MARKS and eager.calls == MAX_MARKS
+
+
+def test_a_mark_of_many_strokes_is_parted_at_a_few_gaps_only():
+    """Hatching, 40 slanted strokes that overlap in one mark: 39 ways to part it, PARTITIONS tried."""
+    ink = np.zeros((120, 400), np.float32)
+    for i in range(40):
+        top = 10 + 20 * (i % 2)  # each 70% of the mark's height: one mark, not strokes side by side
+        for y in range(70):
+            ink[top + y, 20 + 7 * i + y // 5] = 1
+    eager = Eager()
+    assert len(read_digits(ink, eager)) <= MAX_MARKS and eager.calls <= MOST_CALLS
