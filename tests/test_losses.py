@@ -75,3 +75,22 @@ def test_each_loss_is_described_once():
     torch.testing.assert_close(probabilities(x, F.mse_loss), x.softmax(-1))
     assert describe(smoothed) == {"name": "cross_entropy", "label_smoothing": 0.1}
     assert describe(mnist_loss) == {"name": "mnist_loss"}
+
+
+class HingeLoss:
+    """A loss that is an object, not a function: it has no __name__."""
+
+    def __call__(self, preds, targets):
+        return (1 - preds.squeeze(-1) * (2 * targets.float() - 1)).clamp(min=0).mean()
+
+
+def test_losses_of_every_kind_are_described_and_decoded():
+    hinge = HingeLoss()
+    assert describe(hinge) == {"name": "HingeLoss"}
+    assert describe(functools.partial(hinge)) == {"name": repr(hinge)}
+    one = torch.tensor([[0.5], [-1.0]])  # one output, of a loss digitlearn does not know: a sigmoid
+    p = one.sigmoid()
+    torch.testing.assert_close(probabilities(one, hinge), torch.cat([1 - p, p], 1))
+    torch.testing.assert_close(probabilities(one, None), torch.cat([1 - p, p], 1))
+    with pytest.raises(DigitlearnError, match=r"a one-output model goes with mnist_loss or bce_loss$"):
+        cross_entropy(torch.zeros(4, 1), torch.zeros(4, dtype=torch.long))

@@ -11,6 +11,7 @@ Takes tens of minutes on two cores, so CI does not run it.
 
 import argparse
 import collections
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -59,7 +60,10 @@ def main() -> None:
     p.add_argument("modules", nargs="*", help="only these modules' mutants, e.g. digitlearn.training.losses")
     args = p.parse_args()
     if not args.report:
-        subprocess.run([*MUTMUT, "run", *(f"{m}.*" for m in args.modules)], cwd=ROOT, check=True)
+        # mutmut forks a process per mutant: with OpenMP's threads started before the fork, the
+        # child can wait for ever on a lock the parent held, so torch computes on one thread
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "DIGITLEARN_THREADS": "1"}
+        subprocess.run([*MUTMUT, "run", *(f"{m}.*" for m in args.modules)], cwd=ROOT, check=True, env=env)
     report(results())
 
 
