@@ -1,7 +1,6 @@
 """Digits photographed small, on ruled or unevenly lit paper, and numbers of several digits."""
 
 import json
-import time
 
 import numpy as np
 import pytest
@@ -180,14 +179,11 @@ DOTS = [(0, 6000), (1, 6000), (2, 6000), (3, 6000), (2, 20), (3, 300), (5, 300)]
 
 
 @pytest.mark.parametrize(("radius", "n"), DOTS)
-def test_a_page_of_dots_is_no_number_and_is_refused_quickly(untrained_run, radius, n):
-    """Once read as "11111111111" after ten seconds: dots are no digits, and dozens of them no number."""
-    p, page = Predictor.load(untrained_run), dots(radius, n)
-    p.predict_number(draw_digit("7"))  # warm: the first call imports SciPy
-    start = time.process_time()
+def test_a_page_of_dots_is_no_number(untrained_run, radius, n):
+    """Once read as "11111111111" after ten seconds: dots are no digits, and dozens of them no
+    number (how fast it says so: bench/refusals.py, under 0.5 s of CPU)."""
     with pytest.raises(NoDigitError, match=r"no (number|digit) found"):
-        p.predict_number(page)
-    assert time.process_time() - start < 0.5
+        Predictor.load(untrained_run).predict_number(dots(radius, n))
 
 
 def test_a_page_of_noise_is_no_number(untrained_run):
