@@ -203,3 +203,13 @@ def test_exif_rotation_is_applied():
     got = to_mnist(encoded(stored, "JPEG", exif=exif, quality=95))
     assert similar(got, to_mnist(upright)) > 0.95
     assert similar(to_mnist(stored), to_mnist(upright)) < 0.5  # without the tag it is a sideways 7
+
+
+def test_thin_strokes_survive_shrinking_a_large_photo():
+    """A large page is shrunk by picking each block's inkiest pixel, not its lightest: a pen line
+    two pixels wide on a 2,400 px page keeps its full contrast, and the digit is found."""
+    page = Image.new("L", (2400, 1800), 235)
+    ImageDraw.Draw(page).line([(1000, 700), (1300, 700), (1120, 1100)], fill=30, width=2)  # a thin 7
+    x = to_mnist(page)
+    assert x.shape == (28, 28) and float(x.max()) > 0.9  # ink, at full strength
+    assert float((x > 0.5).sum()) > 20  # a stroke, not a speck
