@@ -2,8 +2,9 @@
 """Extending digitlearn is one new file: a model dropped into `models/` works everywhere.
 
 The package is copied to a temporary folder, so the repository is never touched, and the new
-file is the only difference between the copy and the original. Each command then runs in a fresh
-interpreter that imports the copy, as a user's would after saving the file.
+file is the only difference between the copy and the original. The commands then run in fresh
+interpreters that import the copy, as a user's would after saving the file: one for training,
+evaluating, predicting, loading and resuming, one for the server.
 """
 
 import os
@@ -28,25 +29,29 @@ def bar_tiny(n_out: int = 10, in_size: tuple[int, int] = (28, 28)) -> nn.Module:
     return nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(4 * h * w, n_out))
 """
 
-# stopped by a real Ctrl-C (SIGINT) after its first epoch, so that --resume has a run to go on with
-STOP_AFTER_ONE_EPOCH = """
+# every use of the new model but serving, in one interpreter that imports the copy: the commands
+# through the command line's own `main`, as `python -m digitlearn` runs them
+USES = """
 import os, signal, sys
-from digitlearn import Callback, train_run
+from digitlearn import Callback, load_learner, train_run
+from digitlearn.cli import main
 
-class CtrlC(Callback):
+data, run, stopped, image = sys.argv[1:]
+assert main(["train", "--model", "bar_tiny", "--data", data, "--out", run, "--quiet"]) == 0
+assert main(["evaluate", run, "--data", data]) == 0
+assert main(["predict", run, image]) == 0
+label, index, probs = load_learner(run).predict(image)
+print("load_learner:", label, probs.shape[0])
+
+
+class CtrlC(Callback):  # a real Ctrl-C (SIGINT) after the first epoch: a run to resume
     def after_epoch(self, learn):
         if learn.epoch == 0:
             os.kill(os.getpid(), signal.SIGINT)
 
-run = train_run(sys.argv[1], model="bar_tiny", out=sys.argv[2], epochs=2, progress=False, cbs=[CtrlC()])
-assert run.resumable, run.record
-"""
 
-LOAD_AND_PREDICT = """
-import sys
-from digitlearn import load_learner
-label, index, probs = load_learner(sys.argv[1]).predict(sys.argv[2])
-print("load_learner:", label, probs.shape[0])
+assert train_run(data, model="bar_tiny", out=stopped, epochs=2, progress=False, cbs=[CtrlC()]).resumable
+assert main(["train", "--resume", stopped, "--quiet"]) == 0
 """
 
 
@@ -61,25 +66,18 @@ def test_a_model_is_one_new_file(tmp_path):
     image = tmp_path / "seven.png"
     image.write_bytes(encoded(draw_digit("7")))
 
-    def python(*args: str) -> str:
-        done = subprocess.run([sys.executable, *args], env=env, capture_output=True, text=True, timeout=120)
-        assert done.returncode == 0, done.stdout + done.stderr
-        return done.stdout
-
-    def digitlearn_(*args: str) -> str:
-        return python("-m", "digitlearn", *args)
-
-    run = tmp_path / "run"
-    trained = digitlearn_("train", "--model", "bar_tiny", "--data", str(data), "--out", str(run), "--quiet")
-    assert "training bar_tiny" in trained and f"wrote {run}" in trained
-    assert "accuracy" in digitlearn_("evaluate", str(run), "--data", str(data))
-    assert re.search(r"seven\.png: [37] ", digitlearn_("predict", str(run), str(image)))
-    assert "load_learner: " in python("-c", LOAD_AND_PREDICT, str(run), str(image))
-
-    stopped = tmp_path / "stopped"
-    python("-c", STOP_AFTER_ONE_EPOCH, str(data), str(stopped))
-    resumed = digitlearn_("train", "--resume", str(stopped), "--quiet")
-    assert f"resuming {stopped} at epoch 1 of 2" in resumed and "after 2 epochs" in resumed
+    run, stopped = tmp_path / "run", tmp_path / "stopped"
+    args = [str(p) for p in (data, run, stopped, image)]
+    done = subprocess.run(
+        [sys.executable, "-c", USES, *args], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = done.stdout
+    assert "training bar_tiny" in out and f"wrote {run}" in out  # train
+    assert "accuracy" in out  # evaluate
+    assert re.search(r"seven\.png: [37] ", out)  # predict
+    assert "load_learner: " in out
+    assert f"resuming {stopped} at epoch 1 of 2" in out and "after 2 epochs" in out  # train --resume
 
     server = subprocess.Popen(
         [sys.executable, "-m", "digitlearn", "serve", str(run), "--port", "0"],
