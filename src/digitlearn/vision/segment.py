@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .prepare import NoDigitError, fit
+from .prepare import NoDigitError, dilate, erode, fit
 
 INK = 0.3  # the level above which a cleaned pixel is a stroke, as in vision.prepare
 OVERLAP = 0.5  # strokes are one mark when their columns overlap by this much of the narrower's width
@@ -76,10 +76,13 @@ def _join(a: Box, b: Box) -> Box:
 
 @dataclass
 class _Strokes:
-    """The strokes of cleaned ink, labelled (8-connected), with each one's box, and its area and
-    outline in pixels (those beside the background), which give its width (see `_looks_like_digit`)."""
+    """The strokes of cleaned ink, labelled (8-connected) in `within`, the box around them, with
+    each one's box there, and its area and outline in pixels (those beside the background), which
+    give its width (see `_looks_like_digit`). `shape`: the ink's."""
 
     labels: np.ndarray
+    within: tuple[slice, slice]
+    shape: tuple[int, int]
     boxes: list[tuple[slice, slice]]
     area: np.ndarray
     outline: np.ndarray
@@ -89,11 +92,13 @@ def _strokes(ink: np.ndarray) -> _Strokes:
     from scipy import ndimage
 
     strokes = ink > INK
+    within = _box(strokes) if strokes.any() else (slice(0, 0), slice(0, 0))
+    strokes = strokes[within]  # most of the ink is background: label only around the strokes
     labels, n = ndimage.label(strokes, structure=np.ones((3, 3)))
     # strokes never touch each other, so the outline of all of them is each one's
-    edge = strokes & ~ndimage.binary_erosion(strokes)
-    area = np.bincount(labels.ravel(), minlength=n + 1)
-    return _Strokes(labels, ndimage.find_objects(labels), area, np.bincount(labels[edge], minlength=n + 1))
+    edge = strokes & ~erode(strokes)
+    area, outline = np.bincount(labels[strokes], minlength=n + 1), np.bincount(labels[edge], minlength=n + 1)
+    return _Strokes(labels, within, ink.shape, ndimage.find_objects(labels), area, outline)
 
 
 def _groups(found: _Strokes) -> list[tuple[Box, list[int]]]:
@@ -129,11 +134,17 @@ def _digit_groups(groups: list[tuple[Box, list[int]]], found: _Strokes) -> list[
 
 
 def _masks(found: _Strokes, groups: list[tuple[Box, list[int]]]) -> list[np.ndarray]:
+    """Each mark of `groups` as a mask of the whole ink."""
     mark_of = np.zeros(len(found.area), np.int32)  # each stroke's mark, from 1; 0: none
     for i, (_, members) in enumerate(groups):
         mark_of[members] = i + 1
     marked = mark_of[found.labels]
-    return [marked == i + 1 for i in range(len(groups))]
+    masks = []
+    for i in range(len(groups)):
+        mask = np.zeros(found.shape, bool)
+        mask[found.within] = marked == i + 1
+        masks.append(mask)
+    return masks
 
 
 def marks(ink: np.ndarray) -> list[np.ndarray]:
@@ -146,9 +157,7 @@ def marks(ink: np.ndarray) -> list[np.ndarray]:
 def _prepare(ink: np.ndarray, mask: np.ndarray, strokes: np.ndarray, size: tuple[int, int]) -> torch.Tensor:
     """One mark's ink prepared as MNIST's: its strokes with their soft edges, but not the strokes
     of other marks that the edges reach."""
-    from scipy import ndimage
-
-    own = ndimage.binary_dilation(mask, iterations=2) & ~(strokes & ~mask)
+    own = dilate(mask, 2) & ~(strokes & ~mask)
     return fit(ink * own, size)
 
 
