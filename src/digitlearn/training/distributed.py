@@ -123,4 +123,8 @@ def distributed(learn: Learner, backend: str | None = None) -> Iterator[Learner]
         learn.remove_cbs([cb])
         learn.add_cbs(hidden)
         if made:
+            # every process past its last collective before any takes the group down: one that
+            # left early could tear down gloo's threads under another's last exchange (a rare
+            # "terminate called without an active exception" on a loaded machine)
+            dist.barrier()
             dist.destroy_process_group()
