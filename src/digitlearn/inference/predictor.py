@@ -20,7 +20,7 @@ from ..device import pick_device
 from ..errors import DigitlearnError
 from ..runs.model import load_model
 from ..training.losses import LOSSES, probabilities
-from ..vision.images import read_gray
+from ..vision.images import describe, read_gray
 from ..vision.prepare import ImageSource, clean, find_ink, fit
 
 # the model that ships inside the package (tools/box_model.py makes it): what `Predictor.load()`,
@@ -190,7 +190,7 @@ class Predictor:
         from ..vision.segment import read_digits
 
         found = find_ink(source)
-        digits = read_digits(found.ink, self.probabilities, self.size)
+        digits = read_digits(found.ink, self.probabilities, self.size, describe(source))
         return NumberPrediction(
             [self._result(d.input, d.probs) for d in digits], [found.box(d.rows, d.cols) for d in digits]
         )
