@@ -147,14 +147,10 @@ class Predictor:
 
     def prepare(self, source: ImageSource) -> torch.Tensor:
         """An image file, bytes or picture as the (H, W) float input in [0, 1] this model takes."""
-        return self._prepared(source)[0]
-
-    def _prepared(self, source: ImageSource) -> tuple[torch.Tensor, int]:
-        """The input, and how many marks that look like digits the image holds, from one cleaning."""
         result = prepared(source, self.size)
         if isinstance(result, DigitlearnError):
             raise result
-        return result
+        return result[0]
 
     @torch.inference_mode()
     def probabilities(self, images: torch.Tensor) -> torch.Tensor:

@@ -37,7 +37,7 @@ class _Check:
         return value
 
     def kind(self, field: str, value: Any, kinds: type | tuple[type, ...], what: str) -> Any:
-        if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in _tuple(kinds)):
+        if not isinstance(value, kinds) or isinstance(value, bool):  # true is an int to Python
             self.fail(field, f"must be {what}, not {type(value).__name__}")
         return value
 
@@ -49,10 +49,6 @@ class _Check:
         if numel is not None and value.numel() != numel:
             self.fail(field, f"must hold {numel:,} numbers, not {value.numel():,}")
         return value
-
-
-def _tuple(kinds: type | tuple[type, ...]) -> tuple[type, ...]:
-    return kinds if isinstance(kinds, tuple) else (kinds,)
 
 
 def check_references(state: Any, tensors: dict[str, torch.Tensor], path: object) -> None:
