@@ -188,6 +188,18 @@ def test_train_writes_a_run_folder(tmp_path, capsys):
     assert model(torch.zeros(1, 64)).shape == (1, 1)
 
 
+def test_valid_split_tunes_on_training_images_and_resume_keeps_it(tmp_path, capsys):
+    root = make_folder(tmp_path / "ds", n=20)  # 40 train images: 10 held out at 0.25
+    out = tmp_path / "run"
+    args = ["train", "--data", str(root), "--epochs", "2", "--valid-split", "0.25", "--quiet"]
+    assert main([*args, "--out", str(out)]) == 0
+    assert "30 train, 10 valid images (held out of train)" in capsys.readouterr().out
+    config = json.loads((out / "config.json").read_text())
+    assert config["train"]["valid_split"] == 0.25
+    assert main(["train", "--resume", str(out), "--valid-split", "0.5"]) == 1
+    assert "give no --valid-split" in capsys.readouterr().err
+
+
 def test_train_ten_classes_mlp_adam_one_cycle(tmp_path, capsys):
     root = make_folder(tmp_path / "ds", classes=("a", "b", "c"), n=10)
     out = tmp_path / "run"

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from digitlearn import InputFormat, load_dataset
-from digitlearn.data.dataset import Split
+from digitlearn.data.dataset import Dataset, Split
 from digitlearn.errors import DataError
 
 from .conftest import make_folder
@@ -149,3 +149,27 @@ def test_reprs_are_a_line_however_large_the_split(tmp_path):
     )
     assert repr(big) == "Split(70000 images of 28x28 uint8)"
     assert repr(ds).count("\n") == 0 and len(repr(ds)) < 200
+
+
+def test_hold_out_validates_on_training_images_and_never_the_valid_split():
+    def split(first: int, n: int) -> Split:  # image k is filled with the value first + k
+        x = torch.arange(first, first + n, dtype=torch.uint8).view(n, 1, 1).expand(n, 4, 4).clone()
+        return Split(x, torch.arange(n) % 2, [f"{first + k}.png" for k in range(n)])
+
+    ds = Dataset(split(0, 40), split(100, 40), ["even", "odd"], "toy")
+    held = ds.hold_out(0.25)
+    assert (len(held.train), len(held.valid)) == (30, 10)
+    assert sorted(held.train.names + held.valid.names) == sorted(ds.train.names)
+    for part in (held.train, held.valid):  # images, labels and names still travel together
+        k = part.x[:, 0, 0].long()
+        assert k.max() < 40 and torch.equal(part.y, k % 2) and part.names == [f"{i}.png" for i in k.tolist()]
+    assert held.valid.names == ds.hold_out(0.25).valid.names  # the same images each time...
+    assert held.valid.names != ds.hold_out(0.25, seed=1).valid.names  # ...for one seed
+    assert held.classes == ds.classes
+
+
+@pytest.mark.parametrize("fraction", [0, 1, -0.1, 1.5, 0.001])
+def test_hold_out_refuses_fractions_that_leave_a_split_empty(tmp_path, fraction):
+    ds = load_dataset(make_folder(tmp_path / "ds", n=20))
+    with pytest.raises(DataError, match=r"held-out fraction|leaves a split empty"):
+        ds.hold_out(fraction)

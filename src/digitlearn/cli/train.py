@@ -24,6 +24,11 @@ def add_arguments(q: argparse.ArgumentParser) -> None:
     q.add_argument(
         "--out", metavar="RUN_DIR", help="where to write the run (default runs/<data>-<recipe or model>[-N])"
     )
+    q.add_argument(
+        "--valid-split", type=number(float, 0, 1, low_open=True, high_open=True), metavar="FRACTION",
+        help="validate on this fraction of the training images (the same ones every run), never "
+        "reading the test set: for choosing settings, e.g. 0.1",
+    )  # fmt: skip
     q.add_argument("--force", action="store_true", help="replace --out if it exists")
     q.add_argument(
         "--resume", metavar="RUN_DIR", help="go on with the unfinished run RUN_DIR, with its settings"
@@ -40,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     from ..runs.train import resume_run, train_run
 
     if args.resume:
-        settable = ("recipe", "out", "force", *RECIPE_FLAGS)
+        settable = ("recipe", "out", "force", "valid_split", *RECIPE_FLAGS)
         given = [k for k in settable if getattr(args, k, None) not in (None, False)]
         if given:
             flag = "--" + given[0].replace("_", "-")
@@ -56,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         device=args.device,
         size=args.size,
+        valid_split=args.valid_split,
         force=args.force,
         progress=not args.quiet,
         cbs=loggers(args),

@@ -69,6 +69,10 @@ def pixel_stats(x: torch.Tensor) -> tuple[float, float]:
     return float(mean), float(var.sqrt())
 
 
+# `hold_out`'s default: one fixed set of held-out images for every run that tunes on them
+HOLD_OUT_SEED = 0
+
+
 @dataclass(frozen=True)
 class Dataset:
     """Two splits and the class names their labels index."""
@@ -88,6 +92,23 @@ class Dataset:
         if name not in self.classes:
             raise DataError(f"class {name!r} is not in {self.source} (classes: {', '.join(self.classes)})")
         return self.classes.index(name)
+
+    def hold_out(self, fraction: float, seed: int = HOLD_OUT_SEED) -> "Dataset":
+        """This dataset with `fraction` of its training images held out as the validation split.
+
+        For choosing settings without looking at the test set: the returned Dataset trains on the
+        rest and validates on the held-out images, and its old valid split is not in it. The same
+        `seed` holds out the same images, so runs that differ in their settings (or their own
+        training seed) are compared on one set. Each class is held out in the same proportion.
+        """
+        if not 0 < fraction < 1:
+            raise DataError(f"the held-out fraction is above 0 and below 1, not {fraction!r}")
+        n = round(fraction * len(self.train))
+        if not 0 < n < len(self.train):
+            raise DataError(f"holding out {fraction:g} of {len(self.train)} images leaves a split empty")
+        order = torch.randperm(len(self.train), generator=torch.Generator().manual_seed(seed))
+        out, keep = order[:n].sort().values, order[n:].sort().values
+        return replace(self, train=self.train[keep], valid=self.train[out])
 
     def dataloaders(
         self,

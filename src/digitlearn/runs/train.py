@@ -13,7 +13,7 @@ from contextlib import ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..data.dataset import load_dataset
+from ..data.dataset import Dataset, load_dataset
 from ..errors import DigitlearnError
 from ..models.layers import n_params
 from ..models.limits import MAX_SIZE
@@ -82,6 +82,7 @@ def train_run(
     seed: int = 42,
     device: str = "auto",
     size: int | tuple[int, int] | None = None,
+    valid_split: float | None = None,
     force: bool = False,
     progress: bool = True,
     cbs: Iterable[Callback] = (),
@@ -91,7 +92,9 @@ def train_run(
     """Train a run and write its folder, checkpointed after every epoch (`digitlearn train`).
 
     `recipe` is a Recipe or a named one ("fast", "best"); without it, `model`'s default recipe.
-    `settings` replace the recipe's (`epochs=1`, `channels=(8, 16)`). `out` defaults to
+    `settings` replace the recipe's (`epochs=1`, `channels=(8, 16)`). `valid_split` (0.1, say)
+    validates on that fraction of the training images instead of the valid (test) split, which
+    the run then never reads: for choosing settings (`Dataset.hold_out`). `out` defaults to
     runs/<data>-<recipe or model>[-N]; an existing `out` is replaced only with `force`, and only if
     it holds a run. `cbs` are added to the Learner; `log` receives the lines the command prints.
     """
@@ -120,15 +123,17 @@ def train_run(
             "recipe": recipe.to_dict(),
             "seed": seed,
             "device": device,
+            **({"valid_split": valid_split} if valid_split else {}),
         }
-        ds = load_dataset(data, size=size)
+        ds = _dataset(run)
         learn = recipe.learner(ds, seed, device, progress=progress and lead)
         learn.add_cbs(cbs)
         parallel = held.enter_context(_processes(learn))
         named = f" (recipe {recipe_name})" if recipe_name else ""
         say(
             f"training {recipe.model}{named} ({n_params(learn.model):,} parameters) on {data}: "
-            f"{len(ds.train):,} train, {len(ds.valid):,} valid images, classes {', '.join(ds.classes)}\n"
+            f"{len(ds.train):,} train, {len(ds.valid):,} valid images"
+            f"{' (held out of train)' if valid_split else ''}, classes {', '.join(ds.classes)}\n"
             f"{describe(recipe, learn, parallel)}, seed {seed}"
         )
         if path is not None:
@@ -157,8 +162,7 @@ def _resume(path: Path, progress: bool, cbs: Iterable[Callback], log: Log | None
     progress_made = _check_unfinished(path)
     run = _run_settings(read_checkpoint(path / CHECKPOINT)[0]["extra"], path / CHECKPOINT)
     recipe = Recipe.from_dict(run["recipe"])
-    size = tuple(run["size"]) if run["size"] else None
-    ds = load_dataset(run["data"], size=size)
+    ds = _dataset(run)
     lead = rank() == 0
     learn = recipe.learner(ds, run["seed"], run["device"], progress=progress and lead)
     learn.add_cbs(cbs)
@@ -177,6 +181,13 @@ RUN_SETTINGS = {"data": str, "size": (list, type(None)), "recipe_name": (str, ty
                 "seed": int, "device": str}  # fmt: skip
 
 
+def _dataset(run: dict) -> Dataset:
+    """The data a run trains and validates on, from its settings."""
+    size = tuple(run["size"]) if isinstance(run["size"], list) else run["size"]
+    ds = load_dataset(run["data"], size=size)
+    return ds.hold_out(run["valid_split"]) if run.get("valid_split") else ds
+
+
 def _run_settings(extra: dict, file: Path) -> dict:
     """The run's settings from its checkpoint, each checked: a hand-edited file is refused in one line."""
 
@@ -189,6 +200,9 @@ def _run_settings(extra: dict, file: Path) -> dict:
     for key, kinds in RUN_SETTINGS.items():
         if key not in run or not isinstance(run[key], kinds) or isinstance(run[key], bool):
             raise damaged(f".{key}", "is missing or of the wrong type")
+    split = run.get("valid_split")  # absent: validated on the valid split
+    if split is not None and (type(split) is not float or not 0 < split < 1):
+        raise damaged(".valid_split", "must be a fraction above 0 and below 1")
     size = run["size"]
     if size is not None and (len(size) != 2 or not all(type(s) is int and 1 <= s <= MAX_SIZE for s in size)):
         raise damaged(".size", "must be [height, width]")
@@ -245,6 +259,7 @@ def _train(path: Path | None, learn: Learner, recipe: Recipe, run: dict, paralle
     if path is None:
         return Run(None, learn, recipe, {})
     stopped = learn.interrupted and learn.epochs_done < recipe.epochs
-    record = run_record(learn, recipe, run["data"], run["seed"], run["recipe_name"], parallel)
+    held_out = {"valid_split": run["valid_split"]} if run.get("valid_split") else {}
+    record = run_record(learn, recipe, run["data"], run["seed"], run["recipe_name"], {**held_out, **parallel})
     finish_run(path, learn, record, f"{recipe.model} on {run['data']}", keep_checkpoint=stopped)
     return Run(path, learn, recipe, record)
