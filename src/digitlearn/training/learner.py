@@ -342,7 +342,7 @@ class Learner:
         finder = LRFinder(start_lr, end_lr, num_it)
         model_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
         opt_state = self.opt.state_dict() if self.opt is not None else None
-        saved, resume = self._cbs, self._resume  # a loaded checkpoint waits for the real fit
+        saved, resume, self._resume = self._cbs, self._resume, None  # a loaded checkpoint: for the real fit
         self.cbs = [finder, *(cb for cb in saved if cb.in_lr_find)]
         try:
             self.fit(math.ceil(num_it / max(len(self.dls.train), 1)), start_lr, start_epoch=0)
