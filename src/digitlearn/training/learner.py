@@ -349,6 +349,7 @@ class Learner:
         finally:
             self.cbs, self._resume = saved, resume
             self.model.load_state_dict(model_state)
+            self.model.zero_grad()  # the finder stops the fit after a step, before its zero_grad
             if opt_state is None:
                 self.opt = None
             else:
