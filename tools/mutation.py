@@ -2,6 +2,8 @@
 
     python tools/mutation.py            # run mutmut, then print the kill rate of each module
     python tools/mutation.py --report   # only the report, from the last run's results
+    python tools/mutation.py digitlearn.training.learner    # one module: its mutants not yet killed
+    python tools/mutation.py --all digitlearn.training.learner   # one module: every mutant again
 
 Each surviving mutant is listed by name (`mutmut show NAME` prints its diff): a survivor is a
 bug the tests would let through, or a change that cannot alter behaviour (docs/architecture.md
@@ -57,13 +59,31 @@ def report(statuses: dict[str, str]) -> None:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--report", action="store_true", help="only report the last run's results")
+    p.add_argument("--all", action="store_true", help="with modules: rerun their killed mutants too")
+    p.add_argument("--children", type=int, default=1, help="mutants tested at a time (default 1)")
     p.add_argument("modules", nargs="*", help="only these modules' mutants, e.g. digitlearn.training.losses")
     args = p.parse_args()
     if not args.report:
+        names = [f"{m}.*" for m in args.modules]
+        if args.modules and not args.all:
+            # mutmut reruns every mutant it is named, killed or not; a killed mutant stays killed
+            # when tests are added, and mutmut resets the verdicts of a changed function itself
+            previous = results()
+            names = [n for n, s in previous.items() if module_of(n) in args.modules and s not in KILLED]
+            names += [f"{m}.*" for m in args.modules if not any(module_of(n) == m for n in previous)]
+            if not names:
+                report(previous)
+                return
         # mutmut forks a process per mutant: with OpenMP's threads started before the fork, the
         # child can wait for ever on a lock the parent held, so torch computes on one thread
         env = {**os.environ, "OMP_NUM_THREADS": "1", "DIGITLEARN_THREADS": "1"}
-        subprocess.run([*MUTMUT, "run", *(f"{m}.*" for m in args.modules)], cwd=ROOT, check=True, env=env)
+        run = [*MUTMUT, "run", "--max-children", str(args.children)]
+        subprocess.run([*run, *names], cwd=ROOT, check=True, env=env)
+        if args.modules and not args.all:
+            # a function edited since the last run gets new mutants, made by this run: test them too
+            new = [n for n, s in results().items() if module_of(n) in args.modules and s == UNRUN]
+            if new:
+                subprocess.run([*run, *new], cwd=ROOT, check=True, env=env)
     report(results())
 
 
