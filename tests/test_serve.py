@@ -164,7 +164,7 @@ def test_number_requests_get_the_same_errors(client, query, kwargs, status, mess
 
 def test_an_unexpected_error_is_a_json_500_that_goes_no_further(untrained_run, monkeypatch):
     predictor = Predictor.load(untrained_run)
-    monkeypatch.setattr(predictor, "predict", lambda data: 1 / 0)
+    monkeypatch.setattr(predictor, "probabilities", lambda images: 1 / 0)
     # the test client re-raises what escapes the app; uvicorn would close the connection under it
     r = TestClient(create_app(predictor)).post("/api/predict", content=encoded(draw_digit("1")), headers=PNG)
     assert r.status_code == 500 and "ZeroDivisionError" in r.json()["detail"]
@@ -172,15 +172,15 @@ def test_an_unexpected_error_is_a_json_500_that_goes_no_further(untrained_run, m
 
 def test_past_max_pending_requests_wait_no_more_429(untrained_run, monkeypatch):
     predictor = Predictor.load(untrained_run)
-    release, predict = threading.Event(), predictor.predict
-    monkeypatch.setattr(predictor, "predict", lambda data: release.wait(10) and predict(data))
+    release, probabilities = threading.Event(), predictor.probabilities
+    monkeypatch.setattr(predictor, "probabilities", lambda images: release.wait(10) and probabilities(images))
     app = create_app(predictor, Limits(workers=1, max_pending=2))
     data = encoded(draw_digit("1"))
 
     async def send_three() -> list[httpx.Response]:
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://test") as c:
             sent = [asyncio.create_task(c.post("/api/predict", content=data, headers=PNG)) for _ in range(3)]
-            # two are in progress (one predicting, one waiting for the worker) until released
+            # two are in progress (one in the model, one prepared and waiting for it) until released
             await asyncio.wait(sent, return_when=asyncio.FIRST_COMPLETED)
             release.set()
             return sorted([await r for r in sent], key=lambda r: r.status_code)

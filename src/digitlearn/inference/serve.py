@@ -28,10 +28,16 @@ The limits (`Limits`; most are command-line options) keep one client from taking
 the others. A slow or silent client held a connection for ever, so a kept-alive connection may
 wait `idle_timeout` (5 s) for its next request, whose line and headers must then arrive within
 `head_timeout` (10 s) and its body within `body_timeout` (30 s). `workers` (the cores, at most 4)
-images are prepared at once and the others wait their turn: each can take a few hundred MB,
-and more at once is more memory, not more speed. At most `max_pending` (64) API requests are in
-progress, each holding its body of at most `max_bytes` (5 MiB), and `max_connections` (1,000)
-connections open.
+images are prepared at once, each in a worker process (workers.py), and the others wait their
+turn: each can take a few hundred MB, and more at once is more memory, not more speed. At most
+`max_pending` (64) API requests are in progress, each holding its body of at most `max_bytes`
+(5 MiB), and `max_connections` (1,000) connections open.
+
+Where a request's time goes: the event loop reads it and hands its bytes to a worker process,
+which decodes and prepares the image (a drawing takes about 3 ms) and returns the 28x28 input;
+the inputs of requests prepared meanwhile go through the model together (batching.py), in a thread
+beside the loop. A number's request (?number=1) is read in a thread of this process instead, since
+reading a number runs the model on each cut of the ink.
 """
 
 import asyncio
@@ -44,11 +50,14 @@ import os
 import socket
 import sys
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from importlib.resources import files
 
 import h11
 import numpy as np
+import torch
 import uvicorn
 from anyio import CapacityLimiter, fail_after, to_thread
 from fastapi import FastAPI, HTTPException, Request
@@ -61,7 +70,9 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 from ..errors import DigitlearnError
 from ..jsondata import JSONError, read_json
 from ..vision.images import ImageError
-from .predictor import NumberPrediction, Prediction, Predictor
+from .batching import Batcher
+from .predictor import Prediction, Predictor, prepared
+from .workers import Workers
 
 MAX_JSON_DEPTH = 32  # {"image": "..."} is 1 deep; Python's parser recurses once a level
 MAX_JSON_DIGITS = 100  # int() of a few thousand digits is refused, of more is slow: none is needed
@@ -76,7 +87,7 @@ class Limits:
     idle_timeout: float = 5.0  # seconds a kept-alive connection may wait for its next request
     head_timeout: float = 10.0  # seconds for a request's line and headers to arrive, all of them
     body_timeout: float = 30.0  # seconds for its body: max_bytes at 170 kB/s, a slow phone upload
-    workers: int = min(4, os.cpu_count() or 1)  # images prepared at once: each may take ~300 MB
+    workers: int = min(4, os.cpu_count() or 1)  # worker processes, images prepared at once: ~300 MB each
     max_pending: int = 64  # API requests in progress (arriving, waiting, predicting); each holds its body
     max_connections: int = 1000  # under the usual limit of 1,024 open files
 
@@ -159,28 +170,53 @@ def _number_flag(request: Request) -> bool:
     return value in ("1", "true")
 
 
-def _answer(result: Prediction | NumberPrediction) -> dict:
-    """The API's JSON for a result: with the input the model saw, each digit's for a number."""
-    if isinstance(result, Prediction):
-        return {**result.to_dict(), "input": png_data_url(result.input)}
-    answer = result.to_dict()
-    for digit, prediction in zip(answer["digits"], result.digits, strict=True):
-        digit["input"] = png_data_url(prediction.input)
-    return answer
+@dataclass(frozen=True)
+class _Refusal:
+    """What is wrong with a request, found in a worker process (an HTTPException is not picklable)."""
+
+    status: int
+    detail: str
 
 
-def _classify(predictor: Predictor, body: bytes, content_type: str, number: bool) -> dict:
-    """The API's answer for the request's image, a digit or a number, with the milliseconds it
-    took; what is wrong with the request as a 4xx. Runs in a worker thread: all of it is CPU work
-    on the client's bytes."""
+@dataclass(frozen=True)
+class _Input:
+    """A request's image prepared in a worker: the model's input, its marks, and how it looks."""
+
+    image: np.ndarray  # (H, W) float32 in [0, 1]
+    marks: int
+    shown: str  # the input as a PNG data URL
+    ms: float  # the preparing's milliseconds
+
+
+def _prepare(body: bytes, content_type: str, size: tuple[int, int]) -> _Input | _Refusal:
+    """A request's image as the model's input, or what is wrong with it (400 the request, 415 not
+    an image we open, 422 no digit). Runs in a worker process: all of it is CPU work on the
+    client's bytes."""
+    start = time.perf_counter()
+    try:
+        result = prepared(_image_bytes(body, content_type), size)
+    except HTTPException as e:
+        return _Refusal(e.status_code, e.detail)
+    if isinstance(result, DigitlearnError):
+        return _Refusal(415 if isinstance(result, ImageError) else 422, str(result))
+    image, marks = result
+    return _Input(image.numpy(), marks, png_data_url(image), 1000 * (time.perf_counter() - start))
+
+
+def _read_number(predictor: Predictor, body: bytes, content_type: str) -> dict:
+    """The API's answer for a request's number, with the milliseconds it took; what is wrong with
+    the request as a 4xx. Runs in a worker thread: reading a number runs the model on each
+    candidate cut of the ink, so it stays beside the model."""
     start = time.perf_counter()
     data = _image_bytes(body, content_type)
     try:
-        result = predictor.predict_number(data) if number else predictor.predict(data)
+        result = predictor.predict_number(data)
     except DigitlearnError as e:  # not an image we open (415); no digit, or no finite output (422)
         raise HTTPException(415 if isinstance(e, ImageError) else 422, str(e)) from None
-    ms = 1000 * (time.perf_counter() - start)
-    return {**_answer(result), "ms": ms}
+    answer = result.to_dict()
+    for digit, prediction in zip(answer["digits"], result.digits, strict=True):
+        digit["input"] = png_data_url(prediction.input)
+    return {**answer, "ms": 1000 * (time.perf_counter() - start)}
 
 
 class _Admission:
@@ -230,9 +266,20 @@ class _ContainErrors:
 
 def create_app(predictor: Predictor, limits: Limits = Limits()) -> FastAPI:
     """The web app for `predictor`; serve it with any ASGI server (`serve` uses uvicorn, and adds
-    the limits on connections)."""
+    the limits on connections). Its images are prepared in `limits.workers` worker processes,
+    started with the app (or at the first request), and go through the model in batches."""
+    workers = Workers(limits.workers, preload=[__name__])
+    batcher = Batcher(predictor.probabilities)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await to_thread.run_sync(workers.start)
+        yield
+        workers.close()
+        batcher.close()
+
     # no /docs: its page loads scripts from a CDN, which an offline machine cannot reach
-    app = FastAPI(title="digitlearn", docs_url=None, redoc_url=None)
+    app = FastAPI(title="digitlearn", docs_url=None, redoc_url=None, lifespan=lifespan)
     app.add_middleware(_ContainErrors)
     static = files("digitlearn.inference") / "static"
     page = (static / "index.html").read_text(encoding="utf-8")
@@ -247,8 +294,9 @@ def create_app(predictor: Predictor, limits: Limits = Limits()) -> FastAPI:
         "max_bytes": limits.max_bytes,
     }
     admission = _Admission(limits.max_pending)
-    # the others wait their turn in order: under load, requests are slower, not refused
-    workers = CapacityLimiter(limits.workers)
+    # images prepared at once, in the workers or (numbers) in threads; the others wait their turn
+    # in order: under load, requests are slower, not refused
+    preparing = CapacityLimiter(limits.workers)
 
     @app.get("/", response_class=HTMLResponse)
     async def index() -> str:
@@ -269,8 +317,23 @@ def create_app(predictor: Predictor, limits: Limits = Limits()) -> FastAPI:
         with admission:
             body = await _read_body(request, limits)
             content_type = request.headers.get("content-type", "")
-            # in a worker thread: the image work would otherwise hold up every request
-            return await to_thread.run_sync(_classify, predictor, body, content_type, number, limiter=workers)
+            # off the event loop: the image work would otherwise hold up every request
+            async with preparing:
+                if number:
+                    return await to_thread.run_sync(_read_number, predictor, body, content_type)
+                prepared = await workers.run(_prepare, body, content_type, predictor.size)
+            if isinstance(prepared, _Refusal):
+                raise HTTPException(prepared.status, prepared.detail)
+            start = time.perf_counter()
+            image = torch.from_numpy(prepared.image)
+            try:
+                probs = await batcher(image)
+            except DigitlearnError as e:  # no finite output for this image
+                raise HTTPException(422, str(e)) from None
+            index, classes = int(probs.argmax()), predictor.classes
+            result = Prediction(classes[index], index, probs, classes, image, prepared.marks)
+            ms = prepared.ms + 1000 * (time.perf_counter() - start)
+            return {**result.to_dict(), "input": prepared.shown, "ms": ms}
 
     return app
 
