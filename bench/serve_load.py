@@ -140,7 +140,10 @@ class Server:
     """`digitlearn serve` from the source folder `src`, on a free port of 127.0.0.1."""
 
     def __init__(self, src: Path, run: str | None, options: list[str]) -> None:
-        env = {**os.environ, "PYTHONPATH": str(src)}
+        env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(src), os.environ.get("PYTHONPATH")])),
+        }
         command = [sys.executable, "-m", "digitlearn", "serve", *([run] if run else [])]
         self.proc = subprocess.Popen(
             [*command, "--port", "0", *options], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env,

@@ -200,7 +200,7 @@ class Predictor:
         Preparing the images is most of the work: many are prepared in `workers` processes at
         once (default: one per core, for PREPARE_IN_PARALLEL images or more)."""
         sources = list(sources)
-        workers = workers or (_cores() if len(sources) >= PREPARE_IN_PARALLEL else 1)
+        workers = workers or (usable_cores() if len(sources) >= PREPARE_IN_PARALLEL else 1)
         results = _prepare_all(self.size, sources, workers)
         images = [r[0] for r in results if isinstance(r, tuple)]
         chunks = [
@@ -250,5 +250,6 @@ def _prepare_all(size: tuple[int, int], sources: list[ImageSource], workers: int
         return [r for chunk in pool.map(_prepare_chunk, tasks) for r in chunk]
 
 
-def _cores() -> int:
+def usable_cores() -> int:
+    """The CPUs this process may run on (a container or `taskset` may allow fewer than the machine has)."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1

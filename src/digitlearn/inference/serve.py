@@ -46,7 +46,6 @@ import binascii
 import io
 import ipaddress
 import logging
-import os
 import socket
 import sys
 import time
@@ -71,7 +70,7 @@ from ..errors import DigitlearnError
 from ..jsondata import JSONError, read_json
 from ..vision.images import ImageError
 from .batching import Batcher
-from .predictor import Prediction, Predictor, prepared
+from .predictor import Prediction, Predictor, prepared, usable_cores
 from .workers import Workers
 
 MAX_JSON_DEPTH = 32  # {"image": "..."} is 1 deep; Python's parser recurses once a level
@@ -87,7 +86,7 @@ class Limits:
     idle_timeout: float = 5.0  # seconds a kept-alive connection may wait for its next request
     head_timeout: float = 10.0  # seconds for a request's line and headers to arrive, all of them
     body_timeout: float = 30.0  # seconds for its body: max_bytes at 170 kB/s, a slow phone upload
-    workers: int = min(4, os.cpu_count() or 1)  # worker processes, images prepared at once: ~300 MB each
+    workers: int = min(4, usable_cores())  # worker processes, images prepared at once: ~300 MB each
     max_pending: int = 64  # API requests in progress (arriving, waiting, predicting); each holds its body
     max_connections: int = 1000  # under the usual limit of 1,024 open files
 
