@@ -1,3 +1,4 @@
+# ruff: noqa: E501  (the corpus reads best one case a line, with its whole message)
 """Saved models: safetensors weights and a JSON config, both checked before anything is built.
 
 The corpus below starts from a real saved run and breaks one thing at a time, as the attack
@@ -25,9 +26,13 @@ from digitlearn.runs.model import read_config
 from digitlearn.runs.schema import (
     MAX_CONFIG_BYTES,
     MAX_NUMBERS,
+    blank_input,
+    check_blank_image,
+    check_config,
     count_outputs,
     outputs_bound,
     planned_model,
+    shown,
 )
 from tests.conftest import draw_digit, save_untrained
 
@@ -204,121 +209,121 @@ def images_of(side: int) -> Mutation:
 
 TEN = [str(i) for i in range(10)]
 
-# (what is wrong, how, what the message must name); the base run is conftest's untrained cnn:
-# 10 classes, 28x28 normalised images, cross_entropy
+# (what is wrong, how, the whole message after the file's name); the base run is conftest's
+# untrained cnn: 10 classes, 28x28 normalised images, cross_entropy
 CONFIG_CASES = [
     # model: layer sizes
-    ("huge channel", setting("model.channels", [16, 100000, 64]), "model.channels[1]"),
-    ("fractional channel", setting("model.channels", [16, 32.5, 64]), "model.channels[1]"),
-    ("float channel", setting("model.channels", [16, 32.0, 64]), "model.channels[1]"),
-    ("string channel", setting("model.channels", [16, "32", 64]), "model.channels[1]"),
-    ("negative channel", setting("model.channels", [16, -32, 64]), "model.channels[1]"),
-    ("zero channel", setting("model.channels", [0, 32, 64]), "model.channels[0]"),
-    ("bool channel", setting("model.channels", [True, 32, 64]), "model.channels[0]"),
-    ("nested channel", setting("model.channels", [16, [32], 64]), "model.channels[1]"),
-    ("no channels", setting("model.channels", []), "model.channels"),
-    ("17 stages", setting("model.channels", [16] * 17), "model.channels"),
-    ("channels as text", setting("model.channels", "16,32,64"), "model.channels"),
-    ("channels null", setting("model.channels", None), "model.channels"),
-    ("channels object", setting("model.channels", {"0": 16}), "model.channels"),
-    ("float n_out", setting("model.n_out", 10.0), "model.n_out"),
-    ("string n_out", setting("model.n_out", "10"), "model.n_out"),
-    ("zero n_out", setting("model.n_out", 0), "model.n_out"),
-    ("negative n_out", setting("model.n_out", -10), "model.n_out"),
-    ("bool n_out", setting("model.n_out", True), "model.n_out"),
-    ("huge n_out", setting("model.n_out", 10**30), "model.n_out"),
-    ("n_out not the classes", setting("model.n_out", 11), "model.n_out"),
-    ("zero input size", setting("model.in_size", [0, 28]), "model.in_size[0]"),
-    ("negative input size", setting("model.in_size", [28, -28]), "model.in_size[1]"),
-    ("huge input size", setting("model.in_size", [100000, 28]), "model.in_size[0]"),
-    ("string input size", setting("model.in_size", ["28", 28]), "model.in_size[0]"),
-    ("one input side", setting("model.in_size", [28]), "model.in_size"),
-    ("three input sides", setting("model.in_size", [28, 28, 28]), "model.in_size"),
-    ("input size a number", setting("model.in_size", 28), "model.in_size"),
-    ("input size not the input's", setting("model.in_size", [32, 32]), "model.in_size"),
+    ("huge channel", setting("model.channels", [16, 100000, 64]), "model.channels[1] must be a whole number from 1 to 4,096, not 100000"),
+    ("fractional channel", setting("model.channels", [16, 32.5, 64]), "model.channels[1] must be a whole number from 1 to 4,096, not 32.5"),
+    ("float channel", setting("model.channels", [16, 32.0, 64]), "model.channels[1] must be a whole number from 1 to 4,096, not 32.0"),
+    ("string channel", setting("model.channels", [16, "32", 64]), "model.channels[1] must be a whole number from 1 to 4,096, not \"32\""),
+    ("negative channel", setting("model.channels", [16, -32, 64]), "model.channels[1] must be a whole number from 1 to 4,096, not -32"),
+    ("zero channel", setting("model.channels", [0, 32, 64]), "model.channels[0] must be a whole number from 1 to 4,096, not 0"),
+    ("bool channel", setting("model.channels", [True, 32, 64]), "model.channels[0] must be a whole number from 1 to 4,096, not true"),
+    ("nested channel", setting("model.channels", [16, [32], 64]), "model.channels[1] must be a whole number from 1 to 4,096, not [32]"),
+    ("no channels", setting("model.channels", []), "model.channels must be a list of 1 to 16 whole numbers, not []"),
+    ("17 stages", setting("model.channels", [16] * 17), "model.channels must be a list of 1 to 16 whole numbers, not [16, 16, 16, 16, 16, 16, 16, 16, 16, ..."),
+    ("channels as text", setting("model.channels", "16,32,64"), "model.channels must be a list of 1 to 16 whole numbers, not \"16,32,64\""),
+    ("channels null", setting("model.channels", None), "model.channels must be a list of 1 to 16 whole numbers, not null"),
+    ("channels object", setting("model.channels", {"0": 16}), "model.channels must be a list of 1 to 16 whole numbers, not {\"0\": 16}"),
+    ("float n_out", setting("model.n_out", 10.0), "model.n_out must be a whole number from 1 to 4,096, not 10.0"),
+    ("string n_out", setting("model.n_out", "10"), "model.n_out must be a whole number from 1 to 4,096, not \"10\""),
+    ("zero n_out", setting("model.n_out", 0), "model.n_out must be a whole number from 1 to 4,096, not 0"),
+    ("negative n_out", setting("model.n_out", -10), "model.n_out must be a whole number from 1 to 4,096, not -10"),
+    ("bool n_out", setting("model.n_out", True), "model.n_out must be a whole number from 1 to 4,096, not true"),
+    ("huge n_out", setting("model.n_out", 10**30), "model.n_out must be a whole number from 1 to 4,096, not 1000000000000000000000000000000"),
+    ("n_out not the classes", setting("model.n_out", 11), "model.n_out must be 10, one output for each class in classes, not 11"),
+    ("zero input size", setting("model.in_size", [0, 28]), "model.in_size[0] must be a whole number from 1 to 1,024, not 0"),
+    ("negative input size", setting("model.in_size", [28, -28]), "model.in_size[1] must be a whole number from 1 to 1,024, not -28"),
+    ("huge input size", setting("model.in_size", [100000, 28]), "model.in_size[0] must be a whole number from 1 to 1,024, not 100000"),
+    ("string input size", setting("model.in_size", ["28", 28]), "model.in_size[0] must be a whole number from 1 to 1,024, not \"28\""),
+    ("one input side", setting("model.in_size", [28]), "model.in_size must be a list of 2 whole numbers, not [28]"),
+    ("three input sides", setting("model.in_size", [28, 28, 28]), "model.in_size must be a list of 2 whole numbers, not [28, 28, 28]"),
+    ("input size a number", setting("model.in_size", 28), "model.in_size must be a list of 2 whole numbers, not 28"),
+    ("input size not the input's", setting("model.in_size", [32, 32]), "model.in_size must be [28, 28] to take 28x28 inputs (input.height, width), not [32, 32]"),
     # model: the architecture
-    ("unknown arch", setting("model.arch", "eval"), "model.arch"),
-    ("a torch class as arch", setting("model.arch", "Sequential"), "model.arch"),
-    ("arch a number", setting("model.arch", 5), "model.arch"),
-    ("arch a list", setting("model.arch", ["cnn"]), "model.arch"),
-    ("no arch", removing("model.arch"), "model.arch"),
-    ("unknown model argument", setting("model.bias", True), "model.bias"),
-    ("model a name", setting("model", "cnn"), "model"),
-    ("model a list", setting("model", []), "model"),
-    ("model null", setting("model", None), "names no architecture"),
-    ("resnet stem of no channels", model_of("resnet", channels=[1, 8]), "model.channels[0]"),
-    ("resnet of no blocks", model_of("resnet", blocks=0), "model.blocks"),
-    ("resnet blocks as text", model_of("resnet", blocks="2"), "model.blocks"),
-    ("dropout above 1", model_of("mlp", n_in=784, dropout=2), "model.dropout"),
-    ("huge init std", model_of("linear1", n_in=784, n_out=10, std=1e300), "model.std"),
-    ("simple_net hidden 0", model_of("simple_net", n_in=784, n_hidden=0), "model.n_hidden"),
-    ("mlp of a text layer", model_of("mlp", n_in=784, hidden=["x"]), "model.hidden[0]"),
+    ("unknown arch", setting("model.arch", "eval"), "model.arch must be one of cnn, lenet, linear1, mlp, resnet, simple_net, not \"eval\""),
+    ("a torch class as arch", setting("model.arch", "Sequential"), "model.arch must be one of cnn, lenet, linear1, mlp, resnet, simple_net, not \"Sequential\""),
+    ("arch a number", setting("model.arch", 5), "model.arch must be one of cnn, lenet, linear1, mlp, resnet, simple_net, not 5"),
+    ("arch a list", setting("model.arch", ["cnn"]), "model.arch must be one of cnn, lenet, linear1, mlp, resnet, simple_net, not [\"cnn\"]"),
+    ("no arch", removing("model.arch"), "model.arch is missing: it must be one of cnn, lenet, linear1, mlp, resnet, simple_net"),
+    ("unknown model argument", setting("model.bias", True), "model.bias is not an argument of cnn (its arguments: n_out, channels, in_size)"),
+    ("model a name", setting("model", "cnn"), "model must be an object naming an architecture and its arguments, not \"cnn\""),
+    ("model a list", setting("model", []), "model must be an object naming an architecture and its arguments, not []"),
+    ("model null", setting("model", None), "names no architecture: the model was not built by a digitlearn builder, so build it yourself and use Learner.load or load_weights"),
+    ("resnet stem of no channels", model_of("resnet", channels=[1, 8]), "model.channels[0] must be a whole number from 2 to 4,096, not 1"),
+    ("resnet of no blocks", model_of("resnet", blocks=0), "model.blocks must be a whole number from 1 to 16, not 0"),
+    ("resnet blocks as text", model_of("resnet", blocks="2"), "model.blocks must be a whole number from 1 to 16, not \"2\""),
+    ("dropout above 1", model_of("mlp", n_in=784, dropout=2), "model.dropout must be a number from 0 to 1, not 2"),
+    ("huge init std", model_of("linear1", n_in=784, n_out=10, std=1e300), "model.std must be a number from 0 to 100, not 1e+300"),
+    ("simple_net hidden 0", model_of("simple_net", n_in=784, n_hidden=0), "model.n_hidden must be a whole number from 1 to 4,096, not 0"),
+    ("mlp of a text layer", model_of("mlp", n_in=784, hidden=["x"]), "model.hidden[0] must be a whole number from 1 to 4,096, not \"x\""),
     # model: within every field's bounds, but too large in total
     (
         "16 stages of 4096 channels at 1024x1024",
         several(model_of("cnn", channels=[4096] * 16, in_size=[1024, 1024]), images_of(1024)),
-        "weights, more than a run may have",
+        "model: 2,265,329,690 weights, more than a run may have (536,870,912, 2 GiB)",
     ),
     (
         "4096 channels at 1024x1024",
         several(model_of("resnet", channels=[4096]), images_of(1024)),
-        "layer outputs for one 1024x1024 image",
+        "model: 234,997,774 weights and 15,569,264,650 layer outputs for one 1024x1024 image, more than a run may have (536,870,912, 2 GiB)",
     ),
-    ("lenet on images too small", several(model_of("lenet", in_size=[8, 8]), images_of(8)), "model: images"),
+    ("lenet on images too small", several(model_of("lenet", in_size=[8, 8]), images_of(8)), "model: images of 8x8 are too small for lenet's 2 stages"),
     # input
-    ("height 0", setting("input.height", 0), "input.height"),
-    ("negative height", setting("input.height", -28), "input.height"),
-    ("height as text", setting("input.height", "28"), "input.height"),
-    ("height 100000", setting("input.height", 100000), "input.height"),
-    ("fractional height", setting("input.height", 28.5), "input.height"),
-    ("height true", setting("input.height", True), "input.height"),
-    ("width null", setting("input.width", None), "input.width"),
-    ("height not the model's", images_of(32), "model.in_size"),
-    ("flat as text", setting("input.flat", "false"), "input.flat"),
-    ("flat as 0", setting("input.flat", 0), "input.flat"),
-    ("flat rows for a cnn", setting("input.flat", True), "input.flat"),
-    ("images for an mlp", model_of("mlp", n_in=784), "input.flat"),
-    ("n_in not the input's", several(model_of("mlp", n_in=100), setting("input.flat", True)), "model.n_in"),
-    ("mean as text", setting("input.mean", "0.13"), "input.mean"),
-    ("huge mean", setting("input.mean", 1e300), "input.mean"),
-    ("std 0", setting("input.std", 0), "input.std"),
-    ("negative std", setting("input.std", -0.3), "input.std"),
-    ("tiny std", setting("input.std", 1e-300), "input.std"),
-    ("std null", setting("input.std", None), "input.std"),
+    ("height 0", setting("input.height", 0), "input.height must be a whole number from 1 to 1,024, not 0"),
+    ("negative height", setting("input.height", -28), "input.height must be a whole number from 1 to 1,024, not -28"),
+    ("height as text", setting("input.height", "28"), "input.height must be a whole number from 1 to 1,024, not \"28\""),
+    ("height 100000", setting("input.height", 100000), "input.height must be a whole number from 1 to 1,024, not 100000"),
+    ("fractional height", setting("input.height", 28.5), "input.height must be a whole number from 1 to 1,024, not 28.5"),
+    ("height true", setting("input.height", True), "input.height must be a whole number from 1 to 1,024, not true"),
+    ("width null", setting("input.width", None), "input.width must be a whole number from 1 to 1,024, not null"),
+    ("height not the model's", images_of(32), "model.in_size must be [32, 32] to take 32x32 inputs (input.height, width), not [28, 28]"),
+    ("flat as text", setting("input.flat", "false"), "input.flat must be true or false, not \"false\""),
+    ("flat as 0", setting("input.flat", 0), "input.flat must be true or false, not 0"),
+    ("flat rows for a cnn", setting("input.flat", True), "input.flat must be false for cnn, which takes image inputs, not true"),
+    ("images for an mlp", model_of("mlp", n_in=784), "input.flat must be true for mlp, which takes flat inputs, not false"),
+    ("n_in not the input's", several(model_of("mlp", n_in=100), setting("input.flat", True)), "model.n_in must be 784 to take 28x28 inputs (input.height, width), not 100"),
+    ("mean as text", setting("input.mean", "0.13"), "input.mean must be a number from -100 to 100, not \"0.13\""),
+    ("huge mean", setting("input.mean", 1e300), "input.mean must be a number from -100 to 100, not 1e+300"),
+    ("std 0", setting("input.std", 0), "input.std must be a number from 1e-06 to 100, not 0"),
+    ("negative std", setting("input.std", -0.3), "input.std must be a number from 1e-06 to 100, not -0.3"),
+    ("tiny std", setting("input.std", 1e-300), "input.std must be a number from 1e-06 to 100, not 1e-300"),
+    ("std null", setting("input.std", None), "input.std must be a number from 1e-06 to 100, not null"),
     ("no std", removing("input.std"), "input.std is missing"),
-    ("unknown input key", setting("input.channels", 3), "input.channels"),
-    ("input a list", setting("input", [28, 28]), "input"),
-    ("input as text", setting("input", "28x28"), "input"),
+    ("unknown input key", setting("input.channels", 3), "input.channels is not a setting digitlearn knows (known: height, width, flat, mean, std)"),
+    ("input a list", setting("input", [28, 28]), "input must be an object, not [28, 28]"),
+    ("input as text", setting("input", "28x28"), "input must be an object, not \"28x28\""),
     # classes
-    ("nine classes for ten outputs", setting("classes", TEN[:9]), "model.n_out"),
-    ("duplicate classes", setting("classes", ["0", "1", "1", *TEN[3:]]), "classes[2]"),
-    ("classes as numbers", setting("classes", list(range(10))), "classes[0]"),
-    ("an empty class name", setting("classes", [*TEN[:9], ""]), "classes[9]"),
-    ("a class name with a newline", setting("classes", [*TEN[:9], "nine\n"]), "classes[9]"),
-    ("a class name of 1000 characters", setting("classes", [*TEN[:9], "x" * 1000]), "classes[9]"),
-    ("a class that is a list", setting("classes", [*TEN[:9], ["9"]]), "classes[9]"),
-    ("classes as text", setting("classes", "0123456789"), "classes"),
-    ("no classes", setting("classes", []), "classes"),
-    ("one class", setting("classes", ["0"]), "classes"),
-    ("5000 classes", setting("classes", [str(i) for i in range(5000)]), "classes"),
+    ("nine classes for ten outputs", setting("classes", TEN[:9]), "model.n_out must be 9, one output for each class in classes, not 10"),
+    ("duplicate classes", setting("classes", ["0", "1", "1", *TEN[3:]]), "classes[2] must be a name not already in the list, not \"1\""),
+    ("classes as numbers", setting("classes", list(range(10))), "classes[0] must be a text of 1 to 255 printable characters, not 0"),
+    ("an empty class name", setting("classes", [*TEN[:9], ""]), "classes[9] must be a text of 1 to 255 printable characters, not \"\""),
+    ("a class name with a newline", setting("classes", [*TEN[:9], "nine\n"]), "classes[9] must be a text of 1 to 255 printable characters, not \"nine\\n\""),
+    ("a class name of 1000 characters", setting("classes", [*TEN[:9], "x" * 1000]), "classes[9] must be a text of 1 to 255 printable characters, not \"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx..."),
+    ("a class that is a list", setting("classes", [*TEN[:9], ["9"]]), "classes[9] must be a text of 1 to 255 printable characters, not [\"9\"]"),
+    ("classes as text", setting("classes", "0123456789"), "classes must be a list of 2 to 4,096 class names, not \"0123456789\""),
+    ("no classes", setting("classes", []), "classes must be a list of 2 to 4,096 class names, not []"),
+    ("one class", setting("classes", ["0"]), "classes must be a list of 2 to 4,096 class names, not [\"0\"]"),
+    ("5000 classes", setting("classes", [str(i) for i in range(5000)]), "classes must be a list of 2 to 4,096 class names, not [\"0\", \"1\", \"2\", \"3\", \"4\", \"5\", \"6\", \"..."),
     # loss
-    ("unknown loss", setting("loss.name", "mse"), "loss.name"),
-    ("empty loss name", setting("loss.name", ""), "loss.name"),
-    ("loss name a number", setting("loss.name", 5), "loss.name"),
-    ("loss name a list", setting("loss.name", ["cross_entropy"]), "loss.name"),
-    ("loss name null", setting("loss.name", None), "loss.name"),
+    ("unknown loss", setting("loss.name", "mse"), "loss.name must be one of mnist_loss, bce_loss, cross_entropy, not \"mse\""),
+    ("empty loss name", setting("loss.name", ""), "loss.name must be one of mnist_loss, bce_loss, cross_entropy, not \"\""),
+    ("loss name a number", setting("loss.name", 5), "loss.name must be one of mnist_loss, bce_loss, cross_entropy, not 5"),
+    ("loss name a list", setting("loss.name", ["cross_entropy"]), "loss.name must be one of mnist_loss, bce_loss, cross_entropy, not [\"cross_entropy\"]"),
+    ("loss name null", setting("loss.name", None), "loss.name must be one of mnist_loss, bce_loss, cross_entropy, not null"),
     ("no loss name", removing("loss.name"), "loss.name is missing"),
-    ("loss as text", setting("loss", "cross_entropy"), "loss"),
-    ("unknown loss key", setting("loss.reduction", "sum"), "loss.reduction"),
-    ("label smoothing 2", setting("loss.label_smoothing", 2), "loss.label_smoothing"),
-    ("label smoothing 1", setting("loss.label_smoothing", 1), "loss.label_smoothing"),
-    ("smoothing mnist_loss", setting("loss", {"name": "mnist_loss", "label_smoothing": 0.1}), "loss.label"),
-    ("binary loss on ten outputs", setting("loss.name", "mnist_loss"), "model.n_out"),
-    ("bce on ten classes", several(setting("loss.name", "bce_loss"), setting("model.n_out", 1)), "classes"),
+    ("loss as text", setting("loss", "cross_entropy"), "loss must be an object, not \"cross_entropy\""),
+    ("unknown loss key", setting("loss.reduction", "sum"), "loss.reduction is not a setting digitlearn knows (known: name, label_smoothing)"),
+    ("label smoothing 2", setting("loss.label_smoothing", 2), "loss.label_smoothing must be a number from 0 to under 1, not 2"),
+    ("label smoothing 1", setting("loss.label_smoothing", 1), "loss.label_smoothing must be a number from 0 to under 1, not 1"),
+    ("smoothing mnist_loss", setting("loss", {"name": "mnist_loss", "label_smoothing": 0.1}), "loss.label_smoothing is not a setting of mnist_loss"),
+    ("binary loss on ten outputs", setting("loss.name", "mnist_loss"), "model.n_out must be 1 with loss mnist_loss: its output is the second class's probability, not 10"),
+    ("bce on ten classes", several(setting("loss.name", "bce_loss"), setting("model.n_out", 1)), "classes must be a list of 2 names with loss bce_loss, not [\"0\", \"1\", \"2\", \"3\", \"4\", \"5\", \"6\", \"..."),
     # the rest
-    ("another format", setting("format", "digitlearn-model-2"), "format"),
-    ("train a list", setting("train", []), "train"),
-    ("train.data a number", setting("train", {"data": 5}), "train.data"),
+    ("another format", setting("format", "digitlearn-model-2"), "not a digitlearn model config (expected format 'digitlearn-model-1')"),
+    ("train a list", setting("train", []), "train must be an object, not []"),
+    ("train.data a number", setting("train", {"data": 5}), "train.data must be a text of 1 to 4,096 printable characters, not 5"),
 ]  # fmt: skip
 
 
@@ -357,7 +362,7 @@ def mutated_config(base: Path, mutate: Mutation) -> bytes:
 @pytest.mark.parametrize(("what", "mutate", "named"), CONFIG_CASES, ids=[c[0] for c in CONFIG_CASES])
 def test_a_broken_config_is_refused(base_run, tmp_path, what, mutate, named):
     folder = broken_copy(base_run, tmp_path / "run", config=mutated_config(base_run, mutate))
-    refused(folder, f"{folder / CONFIG}:", named)
+    assert refused(folder, f"{folder / CONFIG}:", named) == f"{folder / CONFIG}: {named}"
 
 
 def test_the_message_says_what_the_field_must_be(base_run, tmp_path):
@@ -586,3 +591,91 @@ def test_a_flipped_byte_in_the_weights_is_caught_by_their_checksum(base_run, tmp
     data[-3] ^= 0x01  # the last weight's low bits: still a finite number, still the right shape
     folder = broken_copy(base_run, tmp_path / "flipped", weights=bytes(data))
     refused(folder, WEIGHTS, "the weights are damaged: their checksum does not match them")
+
+
+# ---------------------------------------------------------------- found by mutation testing
+
+
+def a_config(**parts) -> dict:
+    """A small valid config (an mlp on flat 2x2 images) with `parts` replaced."""
+    config = {
+        "model": {"arch": "mlp", "n_in": 4, "hidden": [3], "n_out": 2},
+        "classes": ["a", "b"],
+        "input": {"height": 2, "width": 2, "flat": True, "mean": 0.0, "std": 1.0},
+        "loss": {"name": "cross_entropy"},
+    }
+    config.update(parts)
+    return {k: v for k, v in config.items() if v is not None}
+
+
+def small_mlp(n_out: int = 2, n_in: int = 4) -> dict:
+    return {"arch": "mlp", "n_in": n_in, "hidden": [3], "n_out": n_out}
+
+
+ACCEPTED = {
+    "4,096 classes": a_config(model=small_mlp(4096), classes=[str(i) for i in range(4096)]),
+    "1x1 images": a_config(model=small_mlp(n_in=1), input={"height": 1, "width": 1, "flat": True, "mean": 0.0, "std": 1.0}),
+    "an image size as a tuple, as code makes it": a_config(
+        model={"arch": "cnn", "n_out": 2, "in_size": (2, 2)},
+        input={"height": 2, "width": 2, "flat": False, "mean": 0.0, "std": 1.0},
+    ),
+    "one output for two classes and no loss": a_config(model=small_mlp(1), loss=None),
+    "one output, no classes, no loss": a_config(model=small_mlp(1), classes=None, loss=None),
+    "two outputs for cross_entropy without classes": a_config(classes=None),
+    "label smoothing 0": a_config(loss={"name": "cross_entropy", "label_smoothing": 0}),
+}  # fmt: skip
+
+REFUSED = {
+    "one output for three classes and no loss": (a_config(model=small_mlp(1), classes=["a", "b", "c"], loss=None), "model.n_out must be 3, one output for each class in classes, not 1"),
+    "three outputs for two classes and no loss": (a_config(model=small_mlp(3), loss=None), "model.n_out must be 2, one output for each class in classes, not 3"),
+    "one output for cross_entropy without classes": (a_config(model=small_mlp(1), classes=None), "model.n_out must be 2 or more with loss cross_entropy: one output per class, not 1"),
+    "no classes where they are required": (a_config(classes=None), "classes is missing: it must be the list of class names"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", list(ACCEPTED))
+def test_configs_at_the_edges_are_accepted(name):
+    check_config(ACCEPTED[name], Path(CONFIG))
+
+
+@pytest.mark.parametrize("name", list(REFUSED))
+def test_configs_just_past_the_edges_are_refused(name):
+    config, message = REFUSED[name]
+    with pytest.raises(DigitlearnError) as e:
+        check_config(config, Path(CONFIG), required=("classes",) if "required" in name else ())
+    assert str(e.value) == f"{CONFIG}: {message}"
+
+
+def test_a_blank_input_is_a_zero_image_scaled_as_the_format_says():
+    fmt = {"height": 2, "width": 3, "flat": True, "mean": 0.5, "std": 0.25}
+    flat = blank_input(fmt)
+    assert flat.shape == (1, 6) and flat.device.type == "cpu" and bool((flat == -2.0).all())
+    assert blank_input({**fmt, "flat": False}).shape == (1, 1, 2, 3)
+
+
+def test_weights_whose_blank_image_output_is_not_finite_are_refused():
+    model = nn.Sequential(nn.Linear(4, 2), nn.BatchNorm1d(2)).eval()
+    model[1].running_var.fill_(-1.0)  # finite weights, NaN outputs
+    with pytest.raises(DigitlearnError) as e:
+        check_blank_image(model, image_format(2, flat=True), Path(WEIGHTS))
+    assert str(e.value) == (
+        f"{WEIGHTS}: the model's outputs for a blank image are not finite (NaN or infinite): "
+        "the weights are damaged (a batch norm's running_var below 0?)"
+    )
+
+
+def test_the_outputs_bound_and_count_of_small_models():
+    flat, image = image_format(2, flat=True), image_format(2, flat=False)
+    layers = nn.Sequential(nn.Linear(4, 10), nn.ReLU(), nn.Linear(10, 3))
+    assert outputs_bound(layers, flat) == 3 * max(10, 4)  # on flat inputs: the widest layer or the image
+    assert outputs_bound(nn.Sequential(nn.ReLU(), nn.Flatten()), image) == 2 * 4  # no weights: one channel
+    with torch.device("meta"):
+        assert (
+            count_outputs(nn.Sequential(nn.Linear(4, 10), nn.ReLU(), nn.Linear(10, 3)), flat) == 10 + 10 + 3
+        )
+
+
+def test_values_are_shown_as_json_cut_to_the_limit():
+    assert shown("x" * 38) == '"' + "x" * 38 + '"'  # 40 characters: whole
+    assert shown("x" * 39) == '"' + "x" * 36 + "..."
+    assert shown(1j) == "1j"  # not JSON data: as Python writes it
