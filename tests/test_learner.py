@@ -23,6 +23,8 @@ from digitlearn import (
     CancelStepException,
     CancelTrainException,
     CancelValidateException,
+    DataLoader,
+    DataLoaders,
     DigitlearnError,
     EarlyStopping,
     Learner,
@@ -531,3 +533,255 @@ def test_callbacks_run_by_their_order_not_the_order_given():
     learn.add_cbs(given[::-1])
     learn.fit(0, cbs=[recorder("first", -10)])
     assert calls == ["first", "early", "middle", "late"]
+
+
+# ---------------------------------------------------------------- found by mutation testing
+
+
+def test_a_fresh_learner_reads_as_one_that_has_not_trained():
+    learn = Learner(toy_dls(), nn.Linear(8, 1))  # the defaults: SGD at lr 1e-3, with a progress bar
+    assert (learn.training, learn.epoch, learn.iter, learn.n_epoch, learn.interrupted) == (
+        False,
+        0,
+        0,
+        0,
+        False,
+    )
+    assert learn.lr == 1e-3 and any(type(cb).__name__ == "ProgressCallback" for cb in learn.cbs)
+    assert not any(type(cb).__name__ == "ProgressCallback" for cb in learner().cbs)
+    with pytest.raises(DigitlearnError) as e:
+        Learner(toy_dls(), "linear1")
+    assert str(e.value) == "the model must be an nn.Module or a digitlearn.models builder, not str"
+
+
+@pytest.mark.parametrize("n_epoch", [-1, 1.5, True, "2"])
+def test_fit_takes_a_whole_number_of_epochs(n_epoch):
+    with pytest.raises(DigitlearnError) as e:
+        learner().fit(n_epoch)
+    assert str(e.value) == f"fit takes a whole number of epochs, 0 or more, not {n_epoch!r}"
+
+
+class CountingLoader(DataLoader):
+    """A DataLoader that counts how often it is moved."""
+
+    moves = 0
+
+    def to(self, device):
+        self.moves += 1
+        return super().to(device)
+
+
+class Batches(list):
+    """Batches in a list that can be moved but says nowhere where it is (no `device`)."""
+
+    moved_to = None
+
+    def to(self, device):
+        self.moved_to = device
+        return self
+
+
+def test_data_goes_to_the_models_device_once():
+    x, y = torch.randn(40, 8), torch.randint(0, 2, (40,))
+    train, valid, other = CountingLoader(x, y, bs=8), CountingLoader(x, y, bs=8), CountingLoader(x, y, bs=8)
+    learn = learner(DataLoaders(train, valid))
+    learn.validate()  # before any fit: the validation set alone
+    assert (train.device, valid.device) == (None, learn.device)
+    learn.fit(2, 0.1)
+    assert train.device == learn.device
+    learn.fit(1, 0.1)
+    learn.validate()
+    learn.validate(other)
+    learn.validate(other)
+    assert [dl.device for dl in (train, valid, other)] == [learn.device] * 3
+    assert (train.moves, valid.moves, other.moves) == (1, 1, 1)
+    batches = Batches([(x[:8], y[:8])])
+    learn.validate(batches)
+    assert batches.moved_to == learn.device
+
+
+def test_validate_and_get_preds_use_the_loader_they_are_given():
+    learn = learner(loss_func=bce_loss, lr=0.5)
+    learn.fit(1)
+    train = learn.dls.train
+    x, y = train.fields
+    with torch.no_grad():
+        by_hand = float(bce_loss(learn.model(x), y))
+    assert learn.validate(train)["valid_loss"] == pytest.approx(by_hand, rel=1e-5)
+    assert learn.validate()["valid_loss"] != pytest.approx(by_hand, rel=1e-5)
+    probs, targets = learn.get_preds(train)
+    assert len(probs) == len(targets) == 192 and torch.equal(targets, y)
+    empty = DataLoader(torch.empty(0, 8), torch.empty(0, dtype=torch.long))
+    outputs, targets = learn.get_preds(empty, raw=True)
+    assert outputs.shape == (0,) and targets.shape == (0,) and targets.dtype == torch.long
+
+
+def test_predict_without_class_names_labels_by_index():
+    dls = toy_dls()
+    dls.classes = None
+    learn = learner(dls)
+    x = dls.valid.fields[0][0]
+    label, index, probs = learn.predict(x)
+    assert label == index
+    assert torch.equal(learn.predict(x.tolist())[2], probs)  # without an input format: a list as it is
+
+
+def test_predict_reads_image_files_the_mnist_way(tmp_path):
+    from PIL import Image, ImageDraw
+
+    from digitlearn.vision.prepare import to_mnist
+
+    from .conftest import make_folder
+
+    ds = load_dataset(make_folder(tmp_path / "ds", n=4))  # 8x8 images
+    learn = learner(ds.dataloaders(bs=4), nn.Linear(64, 2), loss_func=cross_entropy)
+    page = Image.new("L", (64, 64), 255)
+    ImageDraw.Draw(page).line([(32, 10), (32, 54)], fill=0, width=5)  # a "1"
+    page.save(tmp_path / "one.png")
+    prepared = to_mnist(tmp_path / "one.png", (8, 8))
+    expected = learn.predict(prepared)[2]
+    for source in (
+        tmp_path / "one.png",
+        str(tmp_path / "one.png"),
+        page,
+        (tmp_path / "one.png").read_bytes(),
+    ):
+        assert torch.equal(learn.predict(source)[2], expected)
+    with pytest.raises(DigitlearnError) as e:
+        learner().predict(tmp_path / "one.png")
+    assert str(e.value) == "this Learner's data has no image format: it cannot read image files"
+
+
+def test_show_results_titles_each_image_target_then_prediction(tmp_path):
+    from .conftest import make_folder
+
+    ds = load_dataset(make_folder(tmp_path / "ds", n=5))  # 8x8 images, 10 in the validation set
+    dls = ds.dataloaders(bs=4)
+    learn = learner(dls, nn.Linear(64, 2), loss_func=cross_entropy, lr=0.1)
+    learn.fit(2)
+    probs, targets = learn.get_preds()
+    fig = learn.show_results(n=5, ncols=2)
+    panels = [ax for ax in fig.axes if ax.images]
+    assert len(fig.axes) == 6 and len(panels) == 5  # 3 rows of 2
+    names = ["3", "7"]
+    assert [ax.get_title() for ax in panels] == [
+        f"{names[t]} / {names[p]}"
+        for t, p in zip(targets[:5].tolist(), probs[:5].argmax(1).tolist(), strict=True)
+    ]
+    images = dls.input_format.inverse(dls.valid.fields[0][:5])
+    assert all(
+        torch.equal(torch.as_tensor(ax.images[0].get_array().data), images[k].float())
+        for k, ax in enumerate(panels)
+    )
+    assert len([ax for ax in learn.show_results(n=100).axes if ax.images]) == 10  # no more than there are
+    dls.classes = None
+    shown = [ax.get_title().split(" / ")[0] for ax in learn.show_results().axes if ax.images]
+    assert len(shown) == 9 and set(shown) == {"0", "1"}  # nine by default
+    with pytest.raises(DigitlearnError) as e:
+        learner().show_results()
+    assert str(e.value) == "this Learner's data has no image format: it has no images to show"
+
+
+def test_repr_says_when_there_is_no_data_and_no_metrics():
+    x = torch.randn(10, 8)
+    empty = DataLoaders(DataLoader(x[:0], x[:0]), DataLoader(x[:0], x[:0]))
+    assert (
+        repr(learner(empty)) == "Learner(Linear, 9 parameters, no data, loss mnist_loss, metrics none, cpu)"
+    )
+    no_valid = DataLoaders(DataLoader(x, x), DataLoader(x[:0], x[:0]))
+    two = learner(no_valid, metrics=[batch_accuracy, accuracy])
+    assert repr(two) == (
+        "Learner(Linear, 9 parameters, 10 train, 0 valid, loss mnist_loss, "
+        "metrics batch_accuracy, accuracy, cpu)"
+    )
+    plain = DataLoaders([(x, x)], [(x, x)])  # batches in lists: no item counts to show
+    assert "no data" in repr(learner(plain))
+
+
+def test_config_names_the_loss_and_the_metrics():
+    config = learner(loss_func=bce_loss, metrics=[batch_accuracy, accuracy]).config()
+    assert config["loss"] == {"name": "bce_loss"} and config["metrics"] == ["batch_accuracy", "accuracy"]
+
+
+def test_the_documented_defaults_of_fit_one_cycle_and_lr_find():
+    default, explicit = learner(lr=0.05), learner(lr=0.05)
+    default.fit_one_cycle(1)
+    explicit.fit_one_cycle(1, 0.05, div=25.0, div_final=1e5, pct_start=0.25)
+    assert default.recorder.lrs == explicit.recorder.lrs
+    assert learner().lr_find().lrs == learner().lr_find(1e-7, 10.0, 100).lrs
+
+
+def test_lr_find_runs_num_it_batches_even_with_one_batch_an_epoch():
+    learn = learner(toy_dls(n=16, bs=16), loss_func=bce_loss)  # 12 training items: one batch
+    assert len(learn.lr_find(1e-5, 1e-3, num_it=7).lrs) == 7
+
+
+def test_lr_find_puts_the_optimizer_back_with_its_state():
+    learn = learner(opt_func=Adam, loss_func=bce_loss)
+    learn.fit(1, 0.01)
+    opt, before = learn.opt, learn.opt.state_dict()
+    learn.lr_find(num_it=20)
+    after = learn.opt.state_dict()
+    assert learn.opt is opt and after["lr"] == before["lr"] and after["mom"] == before["mom"]
+    assert all(
+        torch.equal(a[k], b[k])
+        for a, b in zip(after["state"], before["state"], strict=True)
+        for k in ("avg", "sqr_avg")
+    )
+
+
+def test_lr_find_after_load_checkpoint_leaves_the_resume_to_the_real_fit(tmp_path):
+    first = learner(loss_func=bce_loss)
+    first.fit(1, 0.1)
+    first.save_checkpoint(tmp_path / "ckpt.safetensors")
+
+    def resumed(find: bool) -> list:
+        learn = learner(loss_func=bce_loss)
+        learn.load_checkpoint(tmp_path / "ckpt.safetensors")
+        assert learn.epochs_done == 1
+        if find:
+            assert len(learn.lr_find(num_it=10).lrs) == 10
+        learn.fit(3, 0.1)
+        return [row["valid_loss"] for row in learn.recorder.history]
+
+    assert resumed(find=True) == resumed(find=False) and len(resumed(find=False)) == 3
+
+
+def test_summary_of_a_loader_of_one_field():
+    x = torch.randn(40, 8)
+    learn = Learner(DataLoaders(DataLoader(x, bs=16), DataLoader(x, bs=16)), nn.Linear(8, 5), progress=False)
+    assert [shape for _, shape, _, _ in learn.summary().rows] == ["16 x 5"]
+
+
+def test_any_process_asks_the_other_processes_when_there_are_some():
+    learn = learner()
+    assert learn.any_process(True) is True and learn.any_process(False) is False
+    asked = []
+    learn.consensus = lambda flag: asked.append(flag) or True
+    assert learn.any_process(False) is True and asked == [False]
+
+
+def test_lr_find_then_fit_trains_as_fit_alone():
+    def valid_losses(find: bool) -> list:
+        learn = learner(loss_func=bce_loss)
+        if find:
+            learn.lr_find(num_it=10)  # the finder stops its fit after a step, before zero_grad
+        learn.fit(2, 0.1)
+        return [row["valid_loss"] for row in learn.recorder.history]
+
+    assert valid_losses(find=True) == valid_losses(find=False)
+
+
+@pytest.mark.skipif(torch.distributed.is_nccl_available(), reason="NCCL would start")
+@pytest.mark.filterwarnings("ignore:Attempted to get default timeout for nccl")
+def test_distributed_trains_on_the_backend_asked_for(monkeypatch):
+    for name, value in {
+        "MASTER_ADDR": "127.0.0.1",
+        "MASTER_PORT": "29531",
+        "RANK": "0",
+        "WORLD_SIZE": "1",
+    }.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(RuntimeError, match="NCCL"), learner().distributed("nccl"):
+        pass  # not the CPU's default, gloo: this build has no NCCL
+    assert not torch.distributed.is_initialized()
