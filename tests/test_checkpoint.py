@@ -54,6 +54,9 @@ def figures(run) -> list[list[str]]:
         return [row[:-1] for row in csv.reader(f)]
 
 
+# mutation testing (tools/mutation.py) skips it: its training runs in child processes, which import
+# the package itself rather than the mutant under test, and it would add 14 s to each mutant's run
+@pytest.mark.skipif("MUTANT_UNDER_TEST" in os.environ, reason="its training is in child processes")
 def test_a_run_killed_mid_training_resumes_to_identical_weights(mirror, tmp_path, capsys):
     whole, killed = tmp_path / "whole", tmp_path / "killed"
     reference = train(*ARGS, "--out", str(whole))
@@ -351,3 +354,94 @@ def test_a_checkpoint_from_before_the_first_epoch_resumes_exactly(tmp_path):
         assert torch.equal(a, b)
     assert best.best_epoch is not None and (best.best, best.best_epoch) == (stop.best, stop.best_epoch)
     assert resumed.recorder.losses == straight.recorder.losses
+
+
+class Strict(Callback):
+    """A callback whose loading fails with a message of several lines, as torch's often do."""
+
+    def state_dict(self) -> dict:
+        return {"v": 1}
+
+    def load_state_dict(self, state: dict) -> None:
+        raise ValueError("the state is of version one\nexpected version two\nsee the notes")
+
+
+def test_a_callbacks_refusal_is_quoted_by_its_first_line(tmp_path):
+    old = counted_learner(ScaleByCounter())
+    old.add_cbs([Strict()])
+    old.save_checkpoint(tmp_path / "ckpt.safetensors")
+    new = counted_learner(ScaleByCounter())
+    new.add_cbs([Strict()])
+    new.load_checkpoint(tmp_path / "ckpt.safetensors")
+    with pytest.raises(DigitlearnError) as refused:
+        new.fit(1, 0.05)
+    assert str(refused.value).endswith(
+        "the checkpoint's state of tests.test_checkpoint.Strict does not fit that callback "
+        "(ValueError: the state is of version one)"
+    )
+
+
+def test_a_checkpoints_tensors_are_named_by_the_part_they_belong_to(tmp_path):
+    from digitlearn.training.checkpoint import read_checkpoint
+
+    learn = counted_learner(ScaleByCounter())
+    learn.fit(1, 0.05)
+    learn.save_checkpoint(tmp_path / "ckpt.safetensors")
+    _, tensors = read_checkpoint(tmp_path / "ckpt.safetensors")
+    assert {name.split(".")[0] for name in tensors} == {"model", "opt", "rng", "cb"}
+    assert {"model.weight", "opt.state.0.avg", "rng.torch", "rng.loader"} <= tensors.keys()
+    assert "cb.tests.test_checkpoint.ScaleByCounter.trace" in tensors
+
+
+def test_a_data_parallel_runs_checkpoint_resumes_in_one_process(tmp_path):
+    """A data-parallel run's shuffle has a generator of its own (see `distributed`); resumed in
+    one process whose loader has none, it gets one, in the checkpoint's state."""
+    straight = counted_learner(ScaleByCounter())
+    straight.fit(2, 0.05)
+    first = counted_learner(ScaleByCounter())
+    first.fit(1, 0.05)
+    first.save_checkpoint(tmp_path / "ckpt.safetensors")
+    alone = counted_learner(ScaleByCounter())
+    alone.dls.train.generator = None
+    alone.load_checkpoint(tmp_path / "ckpt.safetensors")
+    alone.fit(2, 0.05)
+    assert torch.equal(alone.dls.train.generator.get_state(), straight.dls.train.generator.get_state())
+    assert [r["valid_loss"] for r in alone.recorder.history] == [
+        r["valid_loss"] for r in straight.recorder.history
+    ]
+
+
+def test_a_file_that_is_no_checkpoint_is_called_so(tmp_path):
+    from digitlearn.training.checkpoint import FORMAT
+    from tests.test_checkpoint_damage import rewritten
+
+    learn = counted_learner(ScaleByCounter())
+    path = tmp_path / "ckpt.safetensors"
+    path.write_bytes(b"not a safetensors file")
+    with pytest.raises(DigitlearnError) as e:
+        learn.load_checkpoint(path)
+    assert str(e.value).startswith(f"{path}: the checkpoint is damaged: it cannot be read (")
+    learn.save_checkpoint(path)
+
+    def another_format(state, tensors):  # with this version's format named inside, as text
+        state.update(format="digitlearn-checkpoint-1", extra={"format": FORMAT})
+
+    path.write_bytes(rewritten(path.read_bytes(), another_format))
+    with pytest.raises(DigitlearnError) as e:
+        learn.load_checkpoint(path)
+    assert str(e.value) == f"{path}: not a digitlearn checkpoint (expected format 'digitlearn-checkpoint-2')"
+
+
+def test_a_data_parallel_model_is_saved_as_the_model_itself(tmp_path):
+    import torch.distributed as dist
+    from torch.nn.parallel import DistributedDataParallel
+
+    from digitlearn.training.checkpoint import unwrapped
+
+    model = nn.Linear(8, 1)
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
+    try:
+        assert unwrapped(DistributedDataParallel(model)) is model
+    finally:
+        dist.destroy_process_group()
+    assert unwrapped(model) is model
