@@ -31,6 +31,18 @@ def add_arguments(q: argparse.ArgumentParser) -> None:
     )
     q.add_argument("--show", metavar="FILE.png", help="draw each image above the 28x28 input the model saw")
     add_device(q, "cpu")
+    add_runtime(q)
+
+
+def add_runtime(q: argparse.ArgumentParser) -> None:
+    """--runtime, for predict and serve."""
+    q.add_argument(
+        "--runtime",
+        choices=("torch", "onnx"),
+        default="torch",
+        help="what runs the model: PyTorch (default), or onnxruntime on the model exported as "
+        "`digitlearn export` does (needs the export extra)",
+    )
 
 
 def _read_numbers(predictor: "Predictor", files: list[str], as_json: bool) -> list[dict]:
@@ -78,10 +90,10 @@ def split_run(paths: list[str]) -> tuple[str | None, list[str]]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..inference.predictor import Predictor
+    from ..inference.runtime import load_predictor
 
     run_dir, args.images = split_run(args.paths)
-    predictor = Predictor.load(run_dir, args.device)
+    predictor = load_predictor(run_dir, args.device, args.runtime)
     if args.number:
         rows = _read_numbers(predictor, args.images, args.json)
         if args.json:

@@ -2,6 +2,7 @@
 
 import argparse
 
+from .predict import add_runtime
 from .shared import add_device, number
 
 NAME, HELP, TORCH = "serve", "a web page to draw digits on, and a JSON API, for a trained run", True
@@ -41,10 +42,11 @@ def add_arguments(q: argparse.ArgumentParser) -> None:
         help="images prepared at once, the rest waiting (default: the cores, at most 4)",
     )
     add_device(q, "cpu")
+    add_runtime(q)
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..inference.predictor import Predictor
+    from ..inference.runtime import load_predictor
     from ..inference.serve import Limits, serve
 
     if args.run_dir is None:
@@ -53,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
         from ..inference.predictor import BOXED_NOTE
 
         print(f"digitlearn: {BOXED_NOTE}", file=sys.stderr)
-    predictor = Predictor.load(args.run_dir, args.device)
+    predictor = load_predictor(args.run_dir, args.device, args.runtime)
     given = {name: getattr(args, name) for name in LIMITS if getattr(args, name) is not None}
     serve(predictor, args.host, args.port, Limits(**given))
     return 0

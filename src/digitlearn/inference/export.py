@@ -11,8 +11,13 @@ Exporting needs the `export` extra (`pip install 'digitlearn[export]'`): PyTorch
 uses onnx and onnxscript, and the tests check the file in onnxruntime.
 """
 
+import contextlib
+import io
 import json
+import logging
+import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -21,6 +26,9 @@ from ..errors import DigitlearnError
 from ..files import atomic_path
 from ..training.losses import probabilities
 from .predictor import Predictor
+
+if TYPE_CHECKING:
+    import onnx
 
 FORMATS = ("onnx", "torchscript")
 
@@ -50,21 +58,24 @@ def export(predictor: Predictor, out: str | Path, format: str = "onnx") -> Path:
     if format not in FORMATS:
         raise DigitlearnError(f"unknown export format {format!r} (known: {', '.join(FORMATS)})")
     out = Path(out)
+    if format == "onnx":
+        proto = onnx_model(predictor)  # refuses first if onnx is not installed
+        import onnx
+
+        with atomic_path(out, suffix=out.suffix) as tmp:
+            onnx.save(proto, str(tmp))
+        return out
     wrapped = Exported(predictor).eval()
-    h, w = predictor.size
-    example = torch.rand(2, 1, h, w)
-    with atomic_path(out, suffix=out.suffix) as tmp:
-        if format == "onnx":
-            _onnx(wrapped, example, tmp, metadata(predictor))
-        else:
-            with torch.no_grad():
-                traced = torch.jit.trace(wrapped, example)
-            extra = {f"{k}.json": v for k, v in metadata(predictor).items()}
-            torch.jit.save(traced, str(tmp), _extra_files=extra)
+    with atomic_path(out, suffix=out.suffix) as tmp, torch.no_grad():
+        traced = torch.jit.trace(wrapped, _example(predictor))
+        extra = {f"{k}.json": v for k, v in metadata(predictor).items()}
+        torch.jit.save(traced, str(tmp), _extra_files=extra)
     return out
 
 
-def _onnx(model: nn.Module, example: torch.Tensor, path: Path, props: dict[str, str]) -> None:
+def onnx_model(predictor: Predictor) -> "onnx.ModelProto":
+    """`predictor`'s model as an ONNX graph in memory (what `export` writes), with its classes and
+    input format in the metadata: for onnxruntime (runtime.py) or a file."""
     try:
         import onnx
     except ImportError:
@@ -72,15 +83,32 @@ def _onnx(model: nn.Module, example: torch.Tensor, path: Path, props: dict[str, 
             "exporting to ONNX needs the export extra: pip install 'digitlearn[export]'"
         ) from None
     batch = torch.export.Dim("batch", min=1)
-    program = torch.onnx.export(
-        model,
-        (example,),
-        input_names=["pixels"],
-        output_names=["probabilities"],
-        dynamic_shapes={"pixels": {0: batch}},
-        dynamo=True,
-        verbose=False,
-    )
+    # quiet: the exporter prints its progress, warns of its own deprecations and logs that
+    # torchvision's operators are not there (this model uses none)
+    registry = logging.getLogger("torch.onnx._internal.exporter._registration")
+    level = registry.level
+    registry.setLevel(logging.ERROR)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            program = torch.onnx.export(
+                Exported(predictor).eval(),
+                (_example(predictor),),
+                input_names=["pixels"],
+                output_names=["probabilities"],
+                dynamic_shapes={"pixels": {0: batch}},
+                dynamo=True,
+                verbose=False,
+            )
+    finally:
+        registry.setLevel(level)
     proto = program.model_proto
-    onnx.helper.set_model_props(proto, props)
-    onnx.save(proto, str(path))
+    onnx.helper.set_model_props(proto, metadata(predictor))
+    return proto
+
+
+def _example(predictor: Predictor) -> torch.Tensor:
+    """A batch for the exporters to trace: two images of the model's size (two: a batch of one
+    could be taken for a fixed size)."""
+    h, w = predictor.size
+    return torch.rand(2, 1, h, w)

@@ -155,14 +155,19 @@ class Predictor:
     @torch.inference_mode()
     def probabilities(self, images: torch.Tensor) -> torch.Tensor:
         """(N, H, W) prepared images (float in [0, 1] or uint8) -> (N, n_classes) probabilities."""
-        x = self.input_format(images).to(self.device)
-        probs = probabilities(self.model(x), self.loss_func).cpu()
+        probs = self.run_model(images)
         if not bool(probs.isfinite().all()):  # finite weights can still overflow on some image
             where = self.path or "the model"
             raise DigitlearnError(
                 f"{where}: the model's outputs are not finite (NaN or infinite) for these images"
             )
         return probs
+
+    def run_model(self, images: torch.Tensor) -> torch.Tensor:
+        """The probabilities as the model gives them, unchecked: in PyTorch here, in another
+        runtime in a subclass (runtime.py)."""
+        x = self.input_format(images).to(self.device)
+        return probabilities(self.model(x), self.loss_func).cpu()
 
     def _result(self, image: torch.Tensor, probs: torch.Tensor, marks: int = 1) -> Prediction:
         index = int(probs.argmax())
