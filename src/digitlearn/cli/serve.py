@@ -1,6 +1,7 @@
 """`digitlearn serve`: a page to draw digits on, and a JSON API, for a trained run."""
 
 import argparse
+import os
 
 from .predict import add_runtime
 from .shared import add_device, number
@@ -46,6 +47,7 @@ def add_arguments(q: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..hardware import THREADS_VARIABLE, set_threads
     from ..inference.runtime import load_predictor
     from ..inference.serve import Limits, serve
 
@@ -55,6 +57,10 @@ def run(args: argparse.Namespace) -> int:
         from ..inference.predictor import BOXED_NOTE
 
         print(f"digitlearn: {BOXED_NOTE}", file=sys.stderr)
+    if args.threads is None and not os.environ.get(THREADS_VARIABLE, "").strip():
+        # the model's calls here are small batches, and the other CPUs are the image workers': a
+        # second PyTorch thread took more CPU time per request than it saved (bench/serve_load.py)
+        set_threads(1)
     predictor = load_predictor(args.run_dir, args.device, args.runtime)
     given = {name: getattr(args, name) for name in LIMITS if getattr(args, name) is not None}
     serve(predictor, args.host, args.port, Limits(**given))

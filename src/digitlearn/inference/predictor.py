@@ -147,7 +147,7 @@ class Predictor:
 
     def prepare(self, source: ImageSource) -> torch.Tensor:
         """An image file, bytes or picture as the (H, W) float input in [0, 1] this model takes."""
-        result = prepared(source, self.size)
+        result = prepared(source, self.size, count_marks=False)
         if isinstance(result, DigitlearnError):
             raise result
         return result[0]
@@ -222,13 +222,15 @@ class Predictor:
 Prepared = tuple[torch.Tensor, int] | DigitlearnError
 
 
-def prepared(source: ImageSource, size: tuple[int, int]) -> Prepared:
-    """One image as the model's input and its count of marks, or the error that names it."""
+def prepared(source: ImageSource, size: tuple[int, int], count_marks: bool = True) -> Prepared:
+    """One image as the model's input and its count of marks (1 when not `count_marks`: counting
+    them takes a tenth of a drawing's time, for the warning that `predict` prints), or the error
+    that names it."""
     from ..vision.segment import marks
 
     try:
         ink = clean(source)
-        return fit(ink, size), len(marks(ink))
+        return fit(ink, size), len(marks(ink)) if count_marks else 1
     except DigitlearnError as e:
         return e
 

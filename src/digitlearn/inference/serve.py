@@ -179,10 +179,9 @@ class _Refusal:
 
 @dataclass(frozen=True)
 class _Input:
-    """A request's image prepared in a worker: the model's input, its marks, and how it looks."""
+    """A request's image prepared in a worker: the model's input, and how it looks."""
 
     image: np.ndarray  # (H, W) float32 in [0, 1]
-    marks: int
     shown: str  # the input as a PNG data URL
     ms: float  # the preparing's milliseconds
 
@@ -193,13 +192,14 @@ def _prepare(body: bytes, content_type: str, size: tuple[int, int]) -> _Input | 
     client's bytes."""
     start = time.perf_counter()
     try:
-        result = prepared(_image_bytes(body, content_type), size)
+        # the API has no warning of several marks: they are not counted
+        result = prepared(_image_bytes(body, content_type), size, count_marks=False)
     except HTTPException as e:
         return _Refusal(e.status_code, e.detail)
     if isinstance(result, DigitlearnError):
         return _Refusal(415 if isinstance(result, ImageError) else 422, str(result))
-    image, marks = result
-    return _Input(image.numpy(), marks, png_data_url(image), 1000 * (time.perf_counter() - start))
+    image = result[0]
+    return _Input(image.numpy(), png_data_url(image), 1000 * (time.perf_counter() - start))
 
 
 def _read_number(predictor: Predictor, body: bytes, content_type: str) -> dict:
@@ -330,7 +330,7 @@ def create_app(predictor: Predictor, limits: Limits = Limits()) -> FastAPI:
             except DigitlearnError as e:  # no finite output for this image
                 raise HTTPException(422, str(e)) from None
             index, classes = int(probs.argmax()), predictor.classes
-            result = Prediction(classes[index], index, probs, classes, image, prepared.marks)
+            result = Prediction(classes[index], index, probs, classes, image)
             ms = prepared.ms + 1000 * (time.perf_counter() - start)
             return {**result.to_dict(), "input": prepared.shown, "ms": ms}
 
