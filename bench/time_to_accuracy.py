@@ -44,11 +44,13 @@ COMMANDS = {
 }  # fmt: skip
 
 
-def train_command(args: list[str], seed: int) -> dict:
-    """One `digitlearn train --data mnist ...` in a fresh process: wall and training seconds, accuracy."""
+def train_command(args: list[str], seed: int, common: tuple[str, ...] = ()) -> dict:
+    """One `digitlearn train --data mnist ...` in a fresh process: wall and training seconds, accuracy.
+
+    `common` (`--device cuda`, `--valid-split 0.1`) goes to every contender."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "run"
-        cmd = [sys.executable, "-m", "digitlearn", "train", "--data", "mnist", *args]
+        cmd = [sys.executable, "-m", "digitlearn", "train", "--data", "mnist", *args, *common]
         start = time.perf_counter()
         run = [*cmd, "--seed", str(seed), "--quiet", "--out", str(out)]
         done = subprocess.run(run, stdout=subprocess.DEVNULL)
@@ -68,6 +70,7 @@ def summary(runs: list[dict]) -> dict:
     return {
         "runs": runs,
         "min_accuracy": min(r["accuracy"] for r in runs),
+        "mean_accuracy": round(statistics.mean(r["accuracy"] for r in runs), 5),
         "median_train_seconds": round(statistics.median(r["train_seconds"] for r in runs), 2),
         "median_wall_seconds": round(statistics.median(r["wall_seconds"] for r in runs), 2),
     }
@@ -139,11 +142,36 @@ def main() -> None:
     p.add_argument("--no-before", action="store_true", help="leave out the earlier recipes")
     p.add_argument("--reference", action="store_true", help="also train PyTorch's MNIST example")
     p.add_argument("--ref-epochs", type=int, default=5, help="epochs of the reference (its own: 14)")
+    p.add_argument("--device", default="cpu", help="where every contender trains: cpu or cuda")
+    p.add_argument(
+        "--valid-split", type=float, help="tune: score on this fraction of the training images held out "
+        "(`train --valid-split`), never on the test set"
+    )  # fmt: skip
+    p.add_argument(
+        "--try", dest="tries", action="append", default=[], metavar="NAME=FLAGS",
+        help='a contender of your own, e.g. "wide=--recipe best --channels 16,64" (repeatable); '
+        "with --try, only the named contenders run, at --seeds",
+    )  # fmt: skip
+    p.add_argument("--only", help="only these contenders, e.g. top (comma-separated), at --seeds")
     args = p.parse_args()
     set_threads()  # what each `digitlearn train` sets, so that "machine" reports it
-    train_command(COMMANDS["fast"] + ["--epochs", "1"], 0)  # fetches and decodes the data: not timed
-    plan = [(("fast", "fast before"), int(s)) for s in args.seeds.split(",")]
-    if args.best:
+    common = (
+        "--device",
+        args.device,
+        *(("--valid-split", str(args.valid_split)) if args.valid_split else ()),
+    )
+    for name, sep, flags in (t.partition("=") for t in args.tries):
+        if not sep or name in COMMANDS:
+            sys.exit(f"--try {name}{sep}{flags}: give a new NAME=FLAGS")
+        COMMANDS[name] = flags.split()
+    train_command(COMMANDS["fast"] + ["--epochs", "1"], 0, common)  # fetches and decodes the data: not timed
+    seeds = [int(s) for s in args.seeds.split(",")]
+    chosen = args.only.split(",") if args.only else [t.partition("=")[0] for t in args.tries]
+    if chosen:
+        plan = [(tuple(chosen), seed) for seed in seeds]
+    else:
+        plan = [(("fast", "fast before"), seed) for seed in seeds]
+    if args.best and not chosen:
         best_seeds = [int(s) for s in args.best_seeds.split(",")]
         plan += [(("best", "best before") if k == 0 else ("best",), s) for k, s in enumerate(best_seeds)]
     runs: dict[str, list[dict]] = {}
@@ -151,7 +179,7 @@ def main() -> None:
         for name in names:
             if name.endswith("before") and args.no_before:
                 continue
-            runs.setdefault(name, []).append(train_command(COMMANDS[name], seed))
+            runs.setdefault(name, []).append(train_command(COMMANDS[name], seed, common))
             print(f"{name} seed {seed}: {runs[name][-1]}", file=sys.stderr, flush=True)
     results = {name: {"command": COMMANDS[name], **summary(r)} for name, r in runs.items()}
     ratios = {}
@@ -164,7 +192,13 @@ def main() -> None:
             ratios[f"{name} before / {name}, median training"] = round(
                 before["median_train_seconds"] / now["median_train_seconds"], 2
             )
-    report = {"machine": machine_info(pick_device("auto")), "contenders": results, "ratios": ratios}
+    scored_on = f"{args.valid_split:g} of train held out" if args.valid_split else "the 10,000 test images"
+    report = {
+        "machine": machine_info(pick_device(args.device)),
+        "accuracy on": scored_on,
+        "contenders": results,
+        "ratios": ratios,
+    }
     if args.reference:
         report["reference"] = reference(int(args.seeds.split(",")[0]), args.ref_epochs)
     print(json.dumps(report, indent=2))

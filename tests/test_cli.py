@@ -167,7 +167,8 @@ def test_datasets_lists_the_registry(capsys, fresh_home):
 def test_train_writes_a_run_folder(tmp_path, capsys):
     root = make_folder(tmp_path / "ds", n=20)
     out = tmp_path / "run"
-    assert main(["train", "--data", str(root), "--epochs", "3", "--lr", "0.5", "--out", str(out)]) == 0
+    args = ["train", "--data", str(root), "--epochs", "3", "--lr", "0.5", "--plot", "--out", str(out)]
+    assert main(args) == 0
     printed = capsys.readouterr().out.splitlines()
     assert printed[0].startswith("training simple_net (1,981 parameters) on ")
     table = printed[printed.index(next(line for line in printed if line.lstrip().startswith("epoch"))) :]
@@ -196,6 +197,7 @@ def test_valid_split_tunes_on_training_images_and_resume_keeps_it(tmp_path, caps
     assert "30 train, 10 valid images (held out of train)" in capsys.readouterr().out
     config = json.loads((out / "config.json").read_text())
     assert config["train"]["valid_split"] == 0.25
+    assert not (out / "history.png").exists()  # curves are drawn only with --plot
     assert main(["train", "--resume", str(out), "--valid-split", "0.5"]) == 1
     assert "give no --valid-split" in capsys.readouterr().err
 

@@ -30,6 +30,7 @@ def add_arguments(q: argparse.ArgumentParser) -> None:
         "reading the test set: for choosing settings, e.g. 0.1",
     )  # fmt: skip
     q.add_argument("--force", action="store_true", help="replace --out if it exists")
+    q.add_argument("--plot", action="store_true", help="also draw the loss and metric curves: history.png")
     q.add_argument(
         "--resume", metavar="RUN_DIR", help="go on with the unfinished run RUN_DIR, with its settings"
     )
@@ -50,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
         if given:
             flag = "--" + given[0].replace("_", "-")
             raise DigitlearnError(f"--resume takes every setting from {args.resume}: give no {flag}")
-        return report(resume_run(args.resume, progress=not args.quiet, cbs=loggers(args)))
+        return report(resume_run(args.resume, plot=args.plot, progress=not args.quiet, cbs=loggers(args)))
     flags = recipe_flags(args)
     settings = {k: v for k, v in flags.items() if k != "model"}
     run = train_run(
@@ -63,6 +64,7 @@ def run(args: argparse.Namespace) -> int:
         size=args.size,
         valid_split=args.valid_split,
         force=args.force,
+        plot=args.plot,
         progress=not args.quiet,
         cbs=loggers(args),
         **settings,

@@ -1,5 +1,6 @@
 """A training run's folder: the model (weights.safetensors, config.json with the recipe, the data,
-the seed and the results), the history (history.csv, history.json) and its curves (history.png).
+the seed and the results), the history (history.csv, history.json) and, if asked, its curves
+(history.png).
 
 A run trained by `train_run` is made by `start_run`, checkpointed after every epoch, and finished
 by `finish_run`; until its checkpoint is gone it is unfinished, and resumable. `save_run` writes
@@ -113,19 +114,24 @@ def save_run(
     recipe_name: str | None = None,
     replace: bool = False,
     extra: dict | None = None,
+    plot: bool = False,
 ) -> dict:
     """Write a new run folder `out` for a trained `learn`, whole or not at all (a temporary folder
     renamed into place; an earlier run there is replaced only if `replace`). Returns what
-    config.json records of the run. A run trained with checkpoints is finished by `finish_run`."""
+    config.json records of the run; `plot` draws its curves too (history.png). A run trained with
+    checkpoints is finished by `finish_run`."""
     record = run_record(learn, recipe, data, seed, recipe_name, extra)
     with atomic_dir(Path(out), replace=replace) as tmp:
-        _write_results(tmp, learn, record, f"{recipe.model} on {data}")
+        _write_results(tmp, learn, record, f"{recipe.model} on {data}" if plot else None)
     return record
 
 
-def finish_run(out: Path, learn: Learner, record: dict, title: str, keep_checkpoint: bool = False) -> None:
+def finish_run(
+    out: Path, learn: Learner, record: dict, title: str | None = None, keep_checkpoint: bool = False
+) -> None:
     """Finish the run folder `out` that `start_run` made and its checkpoints kept resumable, with
-    `record` (`run_record`) as what config.json says of it and `title` on its curves.
+    `record` (`run_record`) as what config.json says of it, and its curves drawn (history.png)
+    under `title` if one is given.
 
     Each result file is written beside the checkpoint, atomically, and removing the checkpoint is
     the one step that makes the run finished. A kill at any moment leaves a run that `--resume`
@@ -136,13 +142,14 @@ def finish_run(out: Path, learn: Learner, record: dict, title: str, keep_checkpo
         (out / CHECKPOINT).unlink(missing_ok=True)
 
 
-def _write_results(folder: Path, learn: Learner, record: dict, title: str) -> None:
-    """The model, its config and the history (csv, json, and the curves as history.png)."""
+def _write_results(folder: Path, learn: Learner, record: dict, title: str | None) -> None:
+    """The model, its config and the history (csv, json, and the curves as history.png if `title`)."""
     history = learn.recorder.history
     write_history(learn.recorder, folder / "history.csv")
     write_history(learn.recorder, folder / "history.json")
-    if history:
-        from ..plots.charts import plot_history, save_figure  # matplotlib: only when a run is saved
+    # only when asked: importing matplotlib and drawing take longer than the fast recipe's 2nd epoch
+    if history and title is not None:
+        from ..plots.charts import plot_history, save_figure
 
         save_figure(plot_history(history, learn.recorder.metric_columns, title), folder / "history.png")
     learn.save(folder, record)  # config.json last: a reader finds weights for every config

@@ -84,6 +84,7 @@ def train_run(
     size: int | tuple[int, int] | None = None,
     valid_split: float | None = None,
     force: bool = False,
+    plot: bool = False,
     progress: bool = True,
     cbs: Iterable[Callback] = (),
     log: Log | None = print,
@@ -94,7 +95,8 @@ def train_run(
     `recipe` is a Recipe or a named one ("fast", "best"); without it, `model`'s default recipe.
     `settings` replace the recipe's (`epochs=1`, `channels=(8, 16)`). `valid_split` (0.1, say)
     validates on that fraction of the training images instead of the valid (test) split, which
-    the run then never reads: for choosing settings (`Dataset.hold_out`). `out` defaults to
+    the run then never reads: for choosing settings (`Dataset.hold_out`). `plot` draws the
+    curves into history.png. `out` defaults to
     runs/<data>-<recipe or model>[-N]; an existing `out` is replaced only with `force`, and only if
     it holds a run. `cbs` are added to the Learner; `log` receives the lines the command prints.
     """
@@ -139,7 +141,7 @@ def train_run(
         if path is not None:
             start_run(path, learn, recipe.epochs, {"run": run}, replace=not new)
         try:
-            return _train(path, learn, recipe, run, parallel)
+            return _train(path, learn, recipe, run, parallel, plot)
         except DigitlearnError:
             # a run that failed (diverged) before finishing an epoch has nothing to resume or keep
             if path is not None and learn.epochs_done == 0 and is_run_folder(path):
@@ -148,17 +150,22 @@ def train_run(
 
 
 def resume_run(
-    run_dir: str | Path, *, progress: bool = True, cbs: Iterable[Callback] = (), log: Log | None = print
+    run_dir: str | Path,
+    *,
+    plot: bool = False,
+    progress: bool = True,
+    cbs: Iterable[Callback] = (),
+    log: Log | None = print,
 ) -> Run:
     """Go on with the unfinished run in `run_dir` (`digitlearn train --resume`): rebuilt from the
     settings its checkpoint records, it ends as the uninterrupted run would have."""
     path = Path(run_dir)
     _check_unfinished(path)  # before the lock: no .lock file in a folder that holds no run
     with run_lock(path) if rank() == 0 else nullcontext():
-        return _resume(path, progress, cbs, log)
+        return _resume(path, plot, progress, cbs, log)
 
 
-def _resume(path: Path, progress: bool, cbs: Iterable[Callback], log: Log | None) -> Run:
+def _resume(path: Path, plot: bool, progress: bool, cbs: Iterable[Callback], log: Log | None) -> Run:
     progress_made = _check_unfinished(path)
     run = _run_settings(read_checkpoint(path / CHECKPOINT)[0]["extra"], path / CHECKPOINT)
     recipe = Recipe.from_dict(run["recipe"])
@@ -173,7 +180,7 @@ def _resume(path: Path, progress: bool, cbs: Iterable[Callback], log: Log | None
             f"resuming {path} at epoch {progress_made[0]} of {progress_made[1]}: "
             f"{describe(recipe, learn, parallel)}, seed {run['seed']}"
         )
-        return _train(path if lead else None, learn, recipe, run, parallel)
+        return _train(path if lead else None, learn, recipe, run, parallel, plot)
 
 
 # what train_run records in the checkpoint for resume_run, with each value's type
@@ -248,7 +255,7 @@ def _processes(learn: Learner) -> Iterator[dict]:
         yield {"world_size": dist.get_world_size(), "backend": dist.get_backend()}
 
 
-def _train(path: Path | None, learn: Learner, recipe: Recipe, run: dict, parallel: dict) -> Run:
+def _train(path: Path | None, learn: Learner, recipe: Recipe, run: dict, parallel: dict, plot: bool) -> Run:
     """Fit, checkpointing into `path` after every epoch; then write the run folder there."""
     checkpoint = [Checkpoint(path, {"run": run})] if path is not None else []
     learn.add_cbs(checkpoint)
@@ -261,5 +268,6 @@ def _train(path: Path | None, learn: Learner, recipe: Recipe, run: dict, paralle
     stopped = learn.interrupted and learn.epochs_done < recipe.epochs
     held_out = {"valid_split": run["valid_split"]} if run.get("valid_split") else {}
     record = run_record(learn, recipe, run["data"], run["seed"], run["recipe_name"], {**held_out, **parallel})
-    finish_run(path, learn, record, f"{recipe.model} on {run['data']}", keep_checkpoint=stopped)
+    title = f"{recipe.model} on {run['data']}" if plot else None
+    finish_run(path, learn, record, title, keep_checkpoint=stopped)
     return Run(path, learn, recipe, record)
