@@ -45,9 +45,8 @@ def test_the_server_answers_with_onnx_as_with_torch(untrained_run):
     assert "onnxruntime" in repr(predictor)
     data = encoded(draw_digit("3"))
     expected = load_predictor(untrained_run).predict(data)
-    r = TestClient(create_app(predictor)).post(
-        "/api/predict", content=data, headers={"Content-Type": "image/png"}
-    )
+    with TestClient(create_app(predictor)) as client:
+        r = client.post("/api/predict", content=data, headers={"Content-Type": "image/png"})
     assert r.status_code == 200 and r.json()["label"] == expected.label
     assert r.json()["probability"] == pytest.approx(expected.probability, abs=1e-4)
 

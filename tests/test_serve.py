@@ -26,7 +26,9 @@ PNG = {"Content-Type": "image/png"}
 
 @pytest.fixture(scope="module")
 def client(untrained_run):
-    return TestClient(create_app(Predictor.load(untrained_run), Limits(max_bytes=200_000)))
+    # as a context: the app's lifespan starts its image workers, and stops them after the tests
+    with TestClient(create_app(Predictor.load(untrained_run), Limits(max_bytes=200_000))) as client:
+        yield client
 
 
 def test_page_and_health(client):
@@ -166,7 +168,8 @@ def test_an_unexpected_error_is_a_json_500_that_goes_no_further(untrained_run, m
     predictor = Predictor.load(untrained_run)
     monkeypatch.setattr(predictor, "probabilities", lambda images: 1 / 0)
     # the test client re-raises what escapes the app; uvicorn would close the connection under it
-    r = TestClient(create_app(predictor)).post("/api/predict", content=encoded(draw_digit("1")), headers=PNG)
+    with TestClient(create_app(predictor)) as client:
+        r = client.post("/api/predict", content=encoded(draw_digit("1")), headers=PNG)
     assert r.status_code == 500 and "ZeroDivisionError" in r.json()["detail"]
 
 
@@ -185,7 +188,8 @@ def test_past_max_pending_requests_wait_no_more_429(untrained_run, monkeypatch):
             release.set()
             return sorted([await r for r in sent], key=lambda r: r.status_code)
 
-    first, second, third = asyncio.run(send_three())
+    with TestClient(app):  # for the app's lifespan: its image workers start, and stop after
+        first, second, third = asyncio.run(send_three())
     assert first.status_code == second.status_code == 200
     assert third.status_code == 429 and "busy with 2 requests" in third.json()["detail"]
     assert third.headers["Retry-After"] == "1"

@@ -280,6 +280,7 @@ def create_app(predictor: Predictor, limits: Limits = Limits()) -> FastAPI:
     # no /docs: its page loads scripts from a CDN, which an offline machine cannot reach
     app = FastAPI(title="digitlearn", docs_url=None, redoc_url=None, lifespan=lifespan)
     app.add_middleware(_ContainErrors)
+    app.state.workers = workers  # for `serve`, to start them before it says it is serving
     static = files("digitlearn.inference") / "static"
     page = (static / "index.html").read_text(encoding="utf-8")
     icon = (static / "favicon.svg").read_bytes()
@@ -429,9 +430,11 @@ def serve(predictor: Predictor, host: str = "127.0.0.1", port: int = 8000, limit
             f"digitlearn: warning: listening on {address}: other machines can reach this server",
             file=sys.stderr,
         )
+    app = create_app(predictor, limits)
+    app.state.workers.start()  # before the line that says it serves: requests are then answered at once
     print(f"serving {predictor!r} at http://{shown}:{actual}/ (Ctrl+C to stop)", flush=True)
     config = uvicorn.Config(
-        create_app(predictor, limits),
+        app,
         http=_connections(limits.head_timeout),
         timeout_keep_alive=limits.idle_timeout,  # annotated int, but any number of seconds works
         limit_concurrency=limits.max_connections,

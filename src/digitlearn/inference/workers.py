@@ -16,6 +16,7 @@ be, and a worker could wait on one for ever.
 
 import asyncio
 import multiprocessing
+import signal
 import traceback
 from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection
@@ -31,10 +32,12 @@ def _work(conn: Connection) -> None:
     import torch
 
     torch.set_num_threads(1)  # its pool would only compete with the other workers
+    # Ctrl+C reaches the whole process group: the server answers it, and closes the pipes
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     while True:
         try:
             fn, args = conn.recv()
-        except (EOFError, OSError, KeyboardInterrupt):
+        except (EOFError, OSError):
             return
         try:
             answer = (True, fn(*args))
