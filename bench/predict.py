@@ -1,21 +1,23 @@
-"""Prediction speed: one image in-process, and the web server under load from another process.
+"""Prediction speed: preparing people's images, the model in PyTorch and in onnxruntime, and the
+`digitlearn predict` command over many files.
 
-    python bench/predict.py [--run RUN_DIR] [--requests 2000] [--concurrency 16]
+    python bench/predict.py [--run RUN_DIR] [--n 200] [--files 5000] [--rounds 3] [--skip-command]
 
-In-process: `Predictor.predict` on a canvas drawing (the PNG the page sends) and on a phone-sized
-photo (1600x1200 JPEG), after loading and a warm-up, and apart from it the two parts of its work:
-preparing the image (`Predictor.prepare`) and running the model. Server: `digitlearn serve` in its
-own process on 127.0.0.1, and this process sends `--requests` POST /api/predict with
-`--concurrency` in flight at once (--requests 0: no server).
-Without --run, an untrained model of the `fast` recipe's architecture is used: the same work.
-Prints one JSON object.
+- `preparation`: `Predictor.predict` on a 280x280 drawing as the page sends it (bench/serve_load.py's)
+  and on a phone-sized photo (1600x1200 JPEG of a small digit on shaded paper), one PyTorch thread,
+  after a warm-up; apart from it, its two parts: preparing (`Predictor.prepare`) and the model.
+- `runtimes`: the model alone (`Predictor.probabilities`) on 1 image and on 1,024, with PyTorch and
+  with onnxruntime (`--runtime onnx`), at one thread and at one per core.
+- `predict_command`: `digitlearn predict RUN` over `--files` MNIST test images written as PNG files,
+  the whole command in a new process (start, loading, preparing, printing), median of `--rounds`,
+  with each runtime. It needs MNIST (set DIGITLEARN_MIRROR to a local copy).
+The server under load: bench/serve_load.py. Without --run, the model that ships with digitlearn
+(the fast recipe's). Prints one JSON object; times in milliseconds unless they say seconds.
 """
 
 import argparse
-import asyncio
 import io
 import json
-import re
 import statistics
 import subprocess
 import sys
@@ -23,32 +25,23 @@ import tempfile
 import time
 from pathlib import Path
 
-import httpx2
 import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from digitlearn.hardware import machine_info, set_threads
-from digitlearn.inference.predictor import Predictor
-from digitlearn.models.saved import save_model
-from digitlearn.training.recipes import RECIPES
+from serve_load import drawing  # bench/, beside this file
+
+from digitlearn.hardware import default_threads, machine_info, set_threads
+from digitlearn.inference.predictor import BOXED, Predictor
+from digitlearn.inference.runtime import load_predictor
 
 
 def font(size: int) -> ImageFont.FreeTypeFont:
     import matplotlib
 
     return ImageFont.truetype(str(Path(matplotlib.get_data_path()) / "fonts/ttf/DejaVuSans.ttf"), size)
-
-
-def drawing() -> bytes:
-    """A 280x280 PNG of a dark 7 on white, as the drawing page sends it."""
-    img = Image.new("RGB", (280, 280), "white")
-    ImageDraw.Draw(img).line([(70, 60), (210, 60), (120, 240)], fill=(17, 17, 17), width=20, joint="curve")
-    buf = io.BytesIO()
-    img.save(buf, "PNG")
-    return buf.getvalue()
 
 
 def photo() -> bytes:
@@ -65,104 +58,104 @@ def photo() -> bytes:
 
 def percentiles(ms: list[float]) -> dict:
     q = statistics.quantiles(ms, n=100)
-    return {
-        "p50_ms": round(statistics.median(ms), 3),
-        "p99_ms": round(q[98], 3),
-        "mean_ms": round(statistics.fmean(ms), 3),
-    }
+    return {"p50": round(statistics.median(ms), 3), "p99": round(q[98], 3)}
 
 
-def in_process(p: Predictor, data: bytes, n: int) -> dict:
-    for _ in range(10):
-        p.predict(data)
-    total, prep, model = [], [], []
+def timed(fn, n: int, warm: int = 10) -> list[float]:
+    for _ in range(warm):
+        fn()
+    times = []
     for _ in range(n):
-        t0 = time.perf_counter()
-        p.predict(data)
-        t1 = time.perf_counter()
-        x = p.prepare(data)
-        t2 = time.perf_counter()
-        p.probabilities(x[None])
-        t3 = time.perf_counter()
-        total.append(1000 * (t1 - t0))
-        prep.append(1000 * (t2 - t1))
-        model.append(1000 * (t3 - t2))
+        start = time.perf_counter()
+        fn()
+        times.append(1000 * (time.perf_counter() - start))
+    return times
+
+
+def preparation(p: Predictor, data: bytes, n: int) -> dict:
+    x = p.prepare(data)
     return {
         "bytes": len(data),
-        "predict": percentiles(total),
-        "prepare": percentiles(prep),
-        "model": percentiles(model),
+        "predict": percentiles(timed(lambda: p.predict(data), n)),
+        "prepare": percentiles(timed(lambda: p.prepare(data), n)),
+        "model": percentiles(timed(lambda: p.probabilities(x[None]), n)),
     }
 
 
-async def load(url: str, data: bytes, requests: int, concurrency: int) -> dict:
-    latencies, errors = [], 0
-    queue = iter(range(requests))
-
-    async def worker(client: httpx2.AsyncClient) -> None:
-        nonlocal errors
-        for _ in queue:
-            t0 = time.perf_counter()
-            try:
-                r = await client.post(url, content=data, headers={"Content-Type": "image/png"})
-                ok = r.status_code == 200 and "label" in r.json()
-            except httpx2.HTTPError:
-                ok = False
-            latencies.append(1000 * (time.perf_counter() - t0))
-            errors += not ok
-
-    limits = httpx2.Limits(max_connections=concurrency)
-    async with httpx2.AsyncClient(timeout=60, limits=limits) as client:
-        for _ in range(10):  # warm up: the server's first requests load its lazily built parts
-            (await client.post(url, content=data)).raise_for_status()
-        start = time.perf_counter()
-        await asyncio.gather(*(worker(client) for _ in range(concurrency)))
-        wall = time.perf_counter() - start
-    rate = round(requests / wall, 1)
-    return {"requests": requests, "concurrency": concurrency, "seconds": round(wall, 3),
-            "requests_per_s": rate, **percentiles(latencies), "errors": errors}  # fmt: skip
+def runtimes(run: Path, threads: list[int]) -> dict:
+    images = {1: torch.rand(1, 28, 28), 1024: torch.rand(1024, 28, 28)}
+    result = {}
+    for n in threads:
+        set_threads(n)  # before loading: onnxruntime's session takes PyTorch's count
+        predictors = {name: load_predictor(run, runtime=name) for name in ("torch", "onnx")}
+        for name, p in predictors.items():
+            one = timed(lambda p=p: p.probabilities(images[1]), 300)
+            many = timed(lambda p=p: p.probabilities(images[1024]), 15, warm=3)
+            result[f"{name}, {n} thread{'s' if n > 1 else ''}"] = {
+                "1 image": round(statistics.median(one), 3),
+                "1024 images": round(statistics.median(many), 2),
+            }
+    return result
 
 
-def server(run: Path, data: bytes, requests: int, concurrency: int) -> dict:
-    proc = subprocess.Popen([sys.executable, "-m", "digitlearn", "serve", str(run), "--port", "0"],
-                            stdout=subprocess.PIPE, text=True)  # fmt: skip
-    try:
-        url = re.search(r"http://\S+/", proc.stdout.readline()).group(0) + "api/predict"
-        return asyncio.run(load(url, data, requests, concurrency))
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+def write_pngs(folder: Path, count: int) -> list[str]:
+    from digitlearn import load_dataset
+
+    x = load_dataset("mnist").valid.x[:count].numpy()
+    paths = []
+    for k, image in enumerate(x):
+        paths.append(str(folder / f"{k:05d}.png"))
+        Image.fromarray(image).save(paths[-1])
+    return paths
+
+
+def predict_command(run: Path, files: list[str], rounds: int) -> dict:
+    result = {}
+    for runtime in ("torch", "onnx"):
+        seconds = []
+        for _ in range(rounds):
+            command = [sys.executable, "-m", "digitlearn", "predict", str(run), *files, "--runtime", runtime]
+            start = time.perf_counter()
+            done = subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            seconds.append(time.perf_counter() - start)
+            if done.returncode != 0:
+                raise SystemExit(f"digitlearn predict failed: {done.stderr[-500:]}")
+        result[runtime] = {
+            "median_s": round(statistics.median(seconds), 2),
+            "runs_s": [round(s, 2) for s in seconds],
+        }
+    return {"files": len(files), **result}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--run", type=Path, help="a trained run folder (default: an untrained fast-recipe CNN)")
-    ap.add_argument("--n", type=int, default=200, help="in-process predictions per image")
-    ap.add_argument("--requests", type=int, default=2000)
-    ap.add_argument("--concurrency", type=int, default=16)
+    ap.add_argument("--run", type=Path, default=BOXED, help="a run folder (default: the model that ships)")
+    ap.add_argument(
+        "--n", type=int, default=200, help="timed predictions of the drawing (the photo: a quarter)"
+    )
+    ap.add_argument("--files", type=int, default=5000, help="PNG files for `digitlearn predict`")
+    ap.add_argument("--rounds", type=int, default=3, help="runs of `digitlearn predict` per runtime")
+    ap.add_argument(
+        "--skip-command", action="store_true", help="no `digitlearn predict` runs (no MNIST needed)"
+    )
     args = ap.parse_args()
-    set_threads()  # as the command line: $DIGITLEARN_THREADS, else one per core
-    with tempfile.TemporaryDirectory() as tmp:
-        run = args.run
-        if run is None:
-            torch.manual_seed(0)
-            fast = RECIPES["fast"]
-            model = fast.spec.build(10, (28, 28), fast.to_dict())  # the fast recipe's lenet
-            run = save_model(Path(tmp) / "fast-untrained", model, {
-                "model": model.config, "classes": list("0123456789"),
-                "input": {"height": 28, "width": 28, "flat": False, "mean": 0.1307, "std": 0.3081},
-                "loss": {"name": "cross_entropy"},
-            })  # fmt: skip
-        p = Predictor.load(run)
-        draw, shot = drawing(), photo()
-        result = {
-            "run": str(args.run) if args.run else "untrained fast-recipe lenet",
-            "machine": machine_info(p.device),
-            "in_process": {"drawing_280px_png": in_process(p, draw, args.n),
-                           "photo_1600x1200_jpeg": in_process(p, shot, max(args.n // 4, 20))},
-        }  # fmt: skip
-        if args.requests > 0:
-            result["server"] = {"drawing_280px_png": server(run, draw, args.requests, args.concurrency)}
+    set_threads(1)
+    p = Predictor.load(args.run)
+    result = {
+        "run": str(args.run),
+        "machine": machine_info(p.device),
+        "preparation_1_thread": {
+            "drawing_280px_png": preparation(p, drawing(), args.n),
+            "photo_1600x1200_jpeg": preparation(p, photo(), max(args.n // 4, 20)),
+        },
+        "runtimes_model_only": runtimes(args.run, sorted({1, default_threads()})),
+    }
+    if not args.skip_command:
+        set_threads()
+        with tempfile.TemporaryDirectory() as tmp:
+            result["predict_command"] = predict_command(
+                args.run, write_pngs(Path(tmp), args.files), args.rounds
+            )
     print(json.dumps(result, indent=2))
 
 
