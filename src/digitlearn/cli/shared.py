@@ -162,6 +162,13 @@ def add_recipe(q: argparse.ArgumentParser) -> None:
         "when last seen (0: off)",
     )
     q.add_argument(
+        "--skip-from",
+        type=number(float, 0, 1, low_open=True),
+        metavar="F",
+        help="with --skip-learned: start skipping F of the way through the first epoch, each batch "
+        "scored first (default 1: after the first epoch)",
+    )
+    q.add_argument(
         "--validate", choices=["each", "last"], help="validate after each epoch or after the last only"
     )
     q.add_argument("--quiet", action="store_true", help="no progress display")

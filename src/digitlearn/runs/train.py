@@ -63,7 +63,8 @@ def describe(recipe: Recipe, learn: Learner, parallel: dict | None = None) -> st
     if recipe.augment:
         parts.append("augmented")
     if recipe.skip_learned:
-        parts.append(f"later epochs only on examples at p < {recipe.skip_learned:g}")
+        start = "later epochs" if recipe.skip_from >= 1 else f"from {recipe.skip_from:g} of the first epoch"
+        parts.append(f"{start} only on examples at p < {recipe.skip_learned:g}")
     if recipe.validate == "last":
         parts.append("validated after the last epoch")
     mixed = any(isinstance(cb, MixedPrecision) for cb in learn.cbs)

@@ -54,6 +54,8 @@ class Recipe:
     precision: str = "fp32"  # fp32, bf16, or auto (bf16 where the hardware runs it fast)
     skip_learned: float = 0.0  # > 0: after the first epoch, train only on examples whose true class
     # the model gave a probability below this when it last saw them (see callbacks.SkipLearned)
+    skip_from: float = 1.0  # where skipping starts, in epochs: 1, after the first; 0.3, from 30% of
+    # the way through it, each batch scored first and only its unsure examples trained on
     validate: str = "each"  # each: after every epoch; last: after the last epoch only
     options: dict = field(default_factory=dict)  # the model's own settings: channels, hidden...
     about: str = ""
@@ -211,7 +213,7 @@ class Recipe:
             metrics=batch_accuracy if n_out == 1 else accuracy,
             cbs=[
                 *([Augment()] if self.augment else []),
-                *([SkipLearned(self.skip_learned)] if self.skip_learned else []),
+                *([SkipLearned(self.skip_learned, first_from=self._first_from)] if self.skip_learned else []),
                 *([ValidateAtEnd()] if self.validate == "last" else []),
             ],
             progress=progress,
@@ -221,6 +223,14 @@ class Recipe:
         elif self.precision not in ("fp32", "auto"):
             raise DigitlearnError(f"unknown precision {self.precision!r} (known: auto, fp32, bf16)")
         return learn
+
+    @property
+    def _first_from(self) -> float | None:
+        if not 0 < self.skip_from <= 1:
+            raise DigitlearnError(
+                f"skip_from is where in the first epoch skipping starts, 0 to 1, not {self.skip_from}"
+            )
+        return self.skip_from if self.skip_from < 1 else None
 
     def fit(self, learn: Learner) -> History:
         """Train `learn` for this recipe's epochs at its learning rate, with its schedule."""

@@ -15,15 +15,23 @@ class SkipLearned(Callback):
     later epochs revisit the mistakes and near-misses instead of the digits already mastered:
     after one epoch of MNIST that is about a quarter of the data. Needs a DataLoader that takes
     a `subset`, as digitlearn's does.
+
+    `first_from` (a fraction, say 0.3) starts skipping inside the first epoch: from that point of
+    it on, each batch is first scored without gradients (a third of a training step's work), and
+    only its examples below `threshold` are trained on. A model a third of an epoch old is already
+    sure of most digits, so the rest of the epoch costs about half as much.
     """
 
     order = 56  # after the loss, before anything that ends the epoch
     in_lr_find = False
 
-    def __init__(self, threshold: float = 0.9, start: int = 1) -> None:
+    def __init__(self, threshold: float = 0.9, start: int = 1, first_from: float | None = None) -> None:
         if not 0 < threshold <= 1:
             raise DigitlearnError(f"SkipLearned's threshold is a probability in (0, 1], not {threshold!r}")
-        self.threshold, self.start = threshold, start
+        if first_from is not None and not 0 <= first_from <= 1:
+            raise DigitlearnError(f"SkipLearned's first_from is a fraction of an epoch, not {first_from!r}")
+        self.threshold, self.start, self.first_from = threshold, start, first_from
+        self.kept: torch.Tensor | None = None  # the indices of this batch's examples trained on
         self.sure: torch.Tensor | None = None
         self.sizes: list[int] = []  # examples each epoch trained on
         self.resumed = False  # the next epoch is the first after load_state_dict
@@ -50,12 +58,34 @@ class SkipLearned(Callback):
             self.resumed = True
         self.sizes = list(state["sizes"])
 
+    def before_batch(self, learn: Learner) -> None:
+        self.kept = None
+        if not learn.training or learn.epoch > 0 or self.first_from is None:
+            return
+        if learn.iter < self.first_from * len(learn.dl):
+            return
+        learn.model.train(False)  # scored as it predicts: no dropout, no batch-norm updates
+        with torch.no_grad():
+            p_true = self._p_true(learn, learn.model(learn.xb))
+        learn.model.train(True)
+        unsure = p_true < self.threshold
+        self.sure[learn.dl.indices] = ~unsure
+        if not unsure.any():  # a step on nothing would be no step: take the least sure one
+            unsure[p_true.argmin()] = True
+        self.kept = learn.dl.indices[unsure]
+        learn.xb, learn.yb = learn.xb[unsure], learn.yb[unsure]
+
     def after_loss(self, learn: Learner) -> None:
         if learn.training:
-            with torch.no_grad():
-                probs = learn.probabilities(learn.preds.detach())
-                p_true = probs.gather(1, learn.yb.reshape(-1, 1).long()).squeeze(1)
-            self.sure[learn.dl.indices] = p_true >= self.threshold
+            p_true = self._p_true(learn, learn.preds.detach())
+            self.sure[self.kept if self.kept is not None else learn.dl.indices] = p_true >= self.threshold
+
+    @staticmethod
+    def _p_true(learn: Learner, preds: torch.Tensor) -> torch.Tensor:
+        """Each example's probability of its true class."""
+        with torch.no_grad():
+            probs = learn.probabilities(preds)
+            return probs.gather(1, learn.yb.reshape(-1, 1).long()).squeeze(1)
 
     def after_train(self, learn: Learner) -> None:
         dl = learn.dls.train
@@ -67,4 +97,5 @@ class SkipLearned(Callback):
         learn.dls.train.subset = None  # the loader is whole again for whatever comes next
 
     def __repr__(self) -> str:
-        return f"SkipLearned(threshold={self.threshold}, start={self.start})"
+        first = f", first_from={self.first_from}" if self.first_from is not None else ""
+        return f"SkipLearned(threshold={self.threshold}, start={self.start}{first})"
