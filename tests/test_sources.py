@@ -303,3 +303,45 @@ def test_cache_home_defaults_to_user_cache(monkeypatch, tmp_path):
 def test_download_without_urls(offline):
     with pytest.raises(DownloadError, match=r"no URL is known for x\.tgz"):
         download(RemoteFile("x.tgz", (), "0" * 32), offline / "x.tgz")
+
+
+def idx_bytes(dims: tuple[int, ...], data: bytes) -> bytes:
+    header = (0x800 + len(dims)).to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in dims)
+    return header + data
+
+
+def gz_mirror(tmp_path: Path, monkeypatch, files: dict[str, bytes]) -> DatasetSpec:
+    """A mirror holding `files` gzipped, with their SHA256SUMS, and a dataset made of them."""
+    import gzip
+
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    sums = []
+    for name, data in files.items():
+        packed = gzip.compress(data)
+        (mirror / f"{name}.gz").write_bytes(packed)
+        sums.append(f"{hashlib.sha256(packed).hexdigest()}  {name}.gz")
+    (mirror / "SHA256SUMS").write_text("\n".join(sums) + "\n")
+    monkeypatch.setenv("DIGITLEARN_MIRROR", str(mirror))
+    return DatasetSpec("gzidx", tuple(RemoteFile(f"{n}.gz", (), "0" * 32) for n in files))
+
+
+def test_gzipped_files_are_cached_inflated_and_read_the_same(tmp_path, monkeypatch, fresh_home):
+    images = bytes(range(2 * 3 * 4)) * 2  # 4 images of 3x4
+    files = {
+        "train-images-idx3-ubyte": idx_bytes((2, 3, 4), images[:24]),
+        "train-labels-idx1-ubyte": idx_bytes((2,), bytes([0, 1])),
+        "t10k-images-idx3-ubyte": idx_bytes((2, 3, 4), images[24:]),
+        "t10k-labels-idx1-ubyte": idx_bytes((2,), bytes([1, 0])),
+    }
+    folder = fetch(gz_mirror(tmp_path, monkeypatch, files))
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == files  # inflated once, here
+    ds = load_dataset(folder)
+    assert ds.train.x.flatten().tolist() == list(images[:24]) and ds.valid.y.tolist() == [1, 0]
+
+
+def test_a_gzip_bomb_in_a_mirror_is_refused_and_nothing_is_cached(tmp_path, monkeypatch, fresh_home):
+    spec = gz_mirror(tmp_path, monkeypatch, {"train-images-idx3-ubyte": bytes(80 * 2**20)})  # 80 KB packed
+    with pytest.raises(DataError, match=r"train-images-idx3-ubyte\.gz: inflates to more than"):
+        fetch(spec)
+    assert not (fresh_home / "data" / "gzidx").exists()
