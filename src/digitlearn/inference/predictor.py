@@ -57,11 +57,12 @@ class Prediction:
 
     def to_dict(self, k: int = 3) -> dict:
         """JSON-ready: label, index, probability of each class (in class order), and the top `k`."""
+        probs = self.probs.tolist()  # one conversion, not one tensor per class (the server's every answer)
         return {
             "label": self.label,
             "index": self.index,
-            "probability": self.probability,
-            "probabilities": {c: float(p) for c, p in zip(self.classes, self.probs, strict=True)},
+            "probability": probs[self.index],
+            "probabilities": dict(zip(self.classes, probs, strict=True)),
             "top": [{"label": c, "probability": p} for c, p in self.top(k)],
         }
 

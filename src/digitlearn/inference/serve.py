@@ -421,7 +421,11 @@ def _listen(host: str, port: int) -> socket.socket:
 
 
 def serve(predictor: Predictor, host: str = "127.0.0.1", port: int = 8000, limits: Limits = Limits()) -> None:
-    """Serve the page and API until Ctrl+C. Port 0 picks a free port; the URL is printed."""
+    """Serve the page and API until Ctrl+C. Port 0 picks a free port; the URL is printed.
+
+    The image workers are processes started afresh (not forked from this one), and, as with any
+    multiprocessing, each imports the main module: a script that calls `serve` (or runs
+    `create_app`'s app) does so under `if __name__ == "__main__":`."""
     sock = _listen(host, port)
     address, actual = sock.getsockname()[:2]
     shown = f"[{address}]" if ":" in address else address
