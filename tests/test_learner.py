@@ -587,8 +587,10 @@ def test_data_goes_to_the_models_device_once():
     learn = learner(DataLoaders(train, valid))
     learn.validate()  # before any fit: the validation set alone
     assert (train.device, valid.device) == (None, learn.device)
+    fits = learner(DataLoaders(CountingLoader(x, y, bs=8), CountingLoader(x, y, bs=8)))
+    fits.fit(1, 0.1)  # a fit: both
+    assert [dl.device for dl in fits.dls] == [fits.device] * 2
     learn.fit(2, 0.1)
-    assert train.device == learn.device
     learn.fit(1, 0.1)
     learn.validate()
     learn.validate(other)
