@@ -1,7 +1,8 @@
 """Prediction speed: preparing people's images, the model in PyTorch and in onnxruntime, and the
 `digitlearn predict` command over many files.
 
-    python bench/predict.py [--run RUN_DIR] [--n 200] [--files 5000] [--rounds 3] [--skip-command]
+    python bench/predict.py [--run RUN_DIR] [--n 200] [--files 5000] [--rounds 3]
+                            [--parts preparation,runtimes,command]
 
 - `preparation`: `Predictor.predict` on a 280x280 drawing as the page sends it (bench/serve_load.py's)
   and on a phone-sized photo (1600x1200 JPEG of a small digit on shaded paper), one PyTorch thread,
@@ -11,6 +12,7 @@
 - `predict_command`: `digitlearn predict RUN` over `--files` MNIST test images written as PNG files,
   the whole command in a new process (start, loading, preparing, printing), median of `--rounds`,
   with each runtime. It needs MNIST (set DIGITLEARN_MIRROR to a local copy).
+`--parts` runs some of the three only (each takes under a minute on two cores).
 The server under load: bench/serve_load.py. Without --run, the model that ships with digitlearn
 (the fast recipe's). Prints one JSON object; times in milliseconds unless they say seconds.
 """
@@ -135,22 +137,20 @@ def main() -> None:
     )
     ap.add_argument("--files", type=int, default=5000, help="PNG files for `digitlearn predict`")
     ap.add_argument("--rounds", type=int, default=3, help="runs of `digitlearn predict` per runtime")
-    ap.add_argument(
-        "--skip-command", action="store_true", help="no `digitlearn predict` runs (no MNIST needed)"
-    )
+    ap.add_argument("--parts", default="preparation,runtimes,command", help="what to measure (default: all)")
     args = ap.parse_args()
+    parts = set(args.parts.split(","))
     set_threads(1)
     p = Predictor.load(args.run)
-    result = {
-        "run": str(args.run),
-        "machine": machine_info(p.device),
-        "preparation_1_thread": {
+    result = {"run": str(args.run), "machine": machine_info(p.device)}
+    if "preparation" in parts:
+        result["preparation_1_thread"] = {
             "drawing_280px_png": preparation(p, drawing(), args.n),
             "photo_1600x1200_jpeg": preparation(p, photo(), max(args.n // 4, 20)),
-        },
-        "runtimes_model_only": runtimes(args.run, sorted({1, default_threads()})),
-    }
-    if not args.skip_command:
+        }
+    if "runtimes" in parts:
+        result["runtimes_model_only"] = runtimes(args.run, sorted({1, default_threads()}))
+    if "command" in parts:
         set_threads()
         with tempfile.TemporaryDirectory() as tmp:
             result["predict_command"] = predict_command(
