@@ -312,3 +312,112 @@ def test_a_colour_jpeg_is_decoded_straight_to_gray():
         gray = np.asarray(open_image(data, gray=True), dtype=int)
         assert np.abs(gray - np.asarray(rgb.convert("L"), dtype=int)).max() <= levels
         assert similar(to_mnist(data), to_mnist(rgb)) > 0.99
+
+
+# ---------------------------------------------------------------- found by mutation testing
+
+
+def lit_page(width: int = 480, height: int = 360) -> np.ndarray:
+    """Paper in a photo, small: white, lit a little unevenly, with some noise (float, 0-255)."""
+    ramp = np.linspace(1.0, 0.8, width)[None, :] * np.linspace(1.0, 0.95, height)[:, None]
+    return 235 * ramp + np.random.default_rng(0).normal(0, 3, (height, width))
+
+
+def on_page(paper: np.ndarray, text: str, at: tuple[int, int] = (250, 185)) -> Image.Image:
+    """`text` written in dark ink on `paper`, photographed."""
+    h, w = paper.shape
+    ink = (
+        255 - np.asarray(draw_digit(text, size=(w, h), ink=0, paper=255, font_size=160, at=at), np.float32)
+    ) / 255
+    return Image.fromarray(np.uint8(np.clip(paper * (1 - ink) + 30 * ink, 0, 255)))
+
+
+@pytest.mark.parametrize("text", ["4", "7"])
+def test_ruled_lines_and_a_margin_are_not_ink_but_strokes_across_them_are(text):
+    """A small unit version of tests/test_numbers.py's: horizontal lines 2 px thick every 40 px
+    and a vertical margin line; the digit's strokes cross several lines and lie along none."""
+    from digitlearn.vision.prepare import clean
+
+    plain = lit_page()
+    ruled = plain.copy()
+    ruled[20::40] -= 60
+    ruled[21::40] -= 60
+    ruled[:, 60:62] -= 60
+    got, want = clean(on_page(ruled, text)), clean(on_page(plain, text))
+    assert got.shape == want.shape and float(np.abs(got - want).max()) < 0.3
+    assert float((to_mnist(on_page(ruled, text)) - to_mnist(on_page(plain, text))).abs().max()) < 0.1
+    ruled[:, 60:62] += 60  # without the margin line: the lines alone are no digit
+    with pytest.raises(NoDigitError, match="no digit found"):
+        clean(Image.fromarray(np.uint8(np.clip(ruled, 0, 255))))
+
+
+def test_a_stroke_along_a_ruled_line_is_kept():
+    """The top bar of a 7, 20 px thick, lying on a ruled line: the line goes, the bar stays."""
+    from digitlearn.vision.prepare import clean
+
+    plain = lit_page()
+    bar = np.zeros_like(plain, bool)
+    bar[120:140, 180:320] = True  # the 7's bar
+    stem = np.zeros_like(plain, bool)
+    for y in range(140, 300):
+        x = 320 - (y - 140) * 0.5
+        stem[y, int(x) - 10 : int(x) + 10] = True
+    seven = bar | stem
+    ruled = plain.copy()
+    ruled[128:131] -= 60  # through the middle of the bar
+    ruled[208:211] -= 60  # across the stem
+    photo = lambda p: Image.fromarray(np.uint8(np.clip(np.where(seven, 30, p), 0, 255)))  # noqa: E731
+    got, want = clean(photo(ruled)), clean(photo(plain))
+    assert float(np.abs(got - want).max()) < 0.3
+
+
+def test_a_drawing_at_the_edge_of_a_wide_canvas_is_read_whole():
+    """A clean drawing is worked out in the box around its ink: far to the right of a wide canvas
+    (or at the bottom of a tall one), the box is found along the right axis."""
+    ref = to_mnist(draw_digit("5", size=(120, 120), font_size=90))
+    wide = to_mnist(draw_digit("5", size=(500, 120), font_size=90, at=(440, 60)))
+    tall = to_mnist(draw_digit("5", size=(120, 500), font_size=90, at=(60, 440)))
+    assert similar(ref, wide) > 0.99 and similar(ref, tall) > 0.99
+
+
+def test_the_centre_of_mass_of_a_lopsided_digit_is_at_mnist_s():
+    """An L: most of its ink low and left, its rows' and columns' masses unlike."""
+    img = Image.new("L", (200, 200), 255)
+    ImageDraw.Draw(img).line([(60, 20), (60, 180), (170, 180)], fill=0, width=30)
+    x = to_mnist(img)
+    cy, cx = ndimage.center_of_mass(x.numpy())
+    assert abs(cy - 14) <= 0.5 and abs(cx - 14) <= 0.5
+
+
+@pytest.mark.parametrize("size", [(3000, 2), (2, 3000)])
+def test_a_long_thin_strip_is_read_not_cut_to_nothing(size):
+    """Shrinking a page by blocks: a strip thinner than a block keeps its ink."""
+    strip = Image.new("L", size, 235)
+    long = max(size)
+    box = [long // 3, 0, 2 * long // 3, 1] if size[0] > size[1] else [0, long // 3, 1, 2 * long // 3]
+    ImageDraw.Draw(strip).rectangle(box, fill=20)  # a bar along the middle third
+    h, w = ink_box(to_mnist(strip), 0.5)
+    along, across = (w, h) if size[0] > size[1] else (h, w)
+    assert along == 20 and across <= 4  # a bar, fitted to 20 pixels along
+
+
+def test_thin_light_strokes_survive_shrinking_a_large_dark_photo():
+    """As test_thin_strokes_survive_shrinking_a_large_photo, in chalk on a blackboard: each block
+    keeps its lightest pixel."""
+    page = Image.new("L", (2400, 1800), 20)
+    ImageDraw.Draw(page).line([(1000, 700), (1300, 700), (1120, 1100)], fill=225, width=2)
+    x = to_mnist(page)
+    assert float(x.max()) > 0.9 and float((x > 0.5).sum()) > 20
+
+
+@pytest.mark.parametrize("text", ["3", "8"])
+def test_light_falling_off_across_and_down_the_page_is_removed(text):
+    """Light fading to half down the page, and across it (a quadratic, as a lamp's): the ink comes
+    out as on evenly lit paper, to a few hundredths."""
+    from digitlearn.vision.prepare import clean
+
+    yy, xx = np.mgrid[0:360, 0:480] / np.array([360, 480])[:, None, None]
+    light = 1.0 - 0.5 * yy**2 - 0.3 * xx + 0.2 * xx * yy
+    shaded = 235 * light + np.random.default_rng(0).normal(0, 3, light.shape)
+    got, want = clean(on_page(shaded, text)), clean(on_page(lit_page(), text))
+    assert float(np.abs(got - want).max()) < 0.1
