@@ -178,7 +178,7 @@ def test_other_input_sizes_are_resized_after_preparation():
 
 def test_naive_resize_only_squashes():
     x = naive_resize(draw_digit("7", size=(300, 100)))
-    assert x.shape == (28, 28) and float(x.mean()) > 0.5  # still light paper: no polarity fix
+    assert x.shape == (28, 28) and x.dtype == torch.float32 and float(x.mean()) > 0.5  # no polarity fix
 
 
 @pytest.mark.mnist
@@ -421,3 +421,14 @@ def test_light_falling_off_across_and_down_the_page_is_removed(text):
     shaded = 235 * light + np.random.default_rng(0).normal(0, 3, light.shape)
     got, want = clean(on_page(shaded, text)), clean(on_page(lit_page(), text))
     assert float(np.abs(got - want).max()) < 0.1
+
+
+@pytest.mark.parametrize("size", [(400, 300), (1200, 900)])
+def test_a_blank_photo_is_refused_naming_its_file(size, tmp_path):
+    """Paper and its noise only, small and large (shrunk by blocks first): no side is the ink's."""
+    noise = np.random.default_rng(1).normal(0, 8, size[::-1])
+    path = tmp_path / "nothing.png"
+    Image.fromarray(np.uint8(np.clip(200 + noise, 0, 255))).save(path)
+    with pytest.raises(NoDigitError) as e:
+        to_mnist(path)
+    assert str(e.value) == f"no digit found in {path}: the image is one flat shade"
