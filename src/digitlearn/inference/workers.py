@@ -15,6 +15,7 @@ be, and a worker could wait on one for ever.
 """
 
 import asyncio
+import collections
 import multiprocessing
 import signal
 import traceback
@@ -70,7 +71,7 @@ class Workers:
         self.count, self.preload = count, list(preload)
         self._idle: list[_Worker] = []
         self._started = 0
-        self._freed: asyncio.Event | None = None
+        self._waiting: collections.deque[asyncio.Future] = collections.deque()  # calls waiting for a worker
 
     def start(self) -> None:
         """Start every worker now (a request would otherwise wait for its worker's start)."""
@@ -108,15 +109,26 @@ class Workers:
             if self._started < self.count:
                 self._started += 1
                 return await asyncio.to_thread(self._start_one)
-            self._freed = self._freed or asyncio.Event()
-            await self._freed.wait()
+            freed = asyncio.get_running_loop().create_future()
+            self._waiting.append(freed)
+            try:
+                await freed  # the first in line is woken, one per worker given back
+            except asyncio.CancelledError:
+                if freed.done() and not freed.cancelled():  # woken, but gone: the next in line
+                    self._wake_one()
+                raise
 
     def _give_back(self, worker: _Worker) -> None:
         if not worker.conn.closed:
             self._idle.append(worker)
-        if self._freed is not None:
-            self._freed.set()
-            self._freed = None
+        self._wake_one()
+
+    def _wake_one(self) -> None:
+        while self._waiting:
+            freed = self._waiting.popleft()
+            if not freed.done():  # not cancelled
+                freed.set_result(None)
+                break
 
     def _start_one(self) -> _Worker:
         try:
