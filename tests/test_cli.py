@@ -428,7 +428,8 @@ def test_train_a_cnn_on_five_classes(tmp_path, capsys):
     assert printed.startswith("training lenet (recipe fast) (")
     assert (
         "2 epochs, one-cycle to lr 0.01, adam, batch size 8, loss cross_entropy, augmented, "
-        "later epochs only on examples at p < 0.9, validated after the last epoch, cpu fp32" in printed
+        "from 0.2 of the first epoch only on examples at p < 0.9, validated after the last epoch, cpu fp32"
+        in printed
     )
     config = json.loads((out / "config.json").read_text())
     assert config["model"] == {

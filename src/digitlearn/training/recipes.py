@@ -259,6 +259,7 @@ _BEST = replace(
     sqr_mom=0.99,
     channels=(12, 48),
     skip_learned=0.0,
+    skip_from=1.0,
     label_smoothing=0.1,
     augment=True,
     about="for 99.5% on MNIST: the LeNet-style CNN wider (161k parameters), 6 epochs of one-cycle "
