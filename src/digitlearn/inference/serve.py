@@ -27,11 +27,11 @@ Errors are JSON {"detail": "<what is wrong>"}, and a bad request gets a 4xx, nev
 The limits (`Limits`; most are command-line options) keep one client from taking the server from
 the others. A slow or silent client held a connection for ever, so a kept-alive connection may
 wait `idle_timeout` (5 s) for its next request, whose line and headers must then arrive within
-`head_timeout` (10 s) and its body within `body_timeout` (30 s). `workers` (the cores, at most 4)
-images are prepared at once, each in a worker process (workers.py), and the others wait their
-turn: each can take a few hundred MB, and more at once is more memory, not more speed. At most
-`max_pending` (64) API requests are in progress, each holding its body of at most `max_bytes`
-(5 MiB), and `max_connections` (1,000) connections open.
+`head_timeout` (10 s) and its body within `body_timeout` (30 s). `workers` (the CPUs this
+process may use, at most 4) images are prepared at once, each in a worker process (workers.py),
+and the others wait their turn: each can take a few hundred MB, and more at once is more memory,
+not more speed. At most `max_pending` (64) API requests are in progress, each holding its body of
+at most `max_bytes` (5 MiB), and `max_connections` (1,000) connections open.
 
 Where a request's time goes: the event loop reads it and hands its bytes to a worker process,
 which decodes and prepares the image (a drawing takes about 3 ms) and returns the 28x28 input;
@@ -321,19 +321,19 @@ def create_app(predictor: Predictor, limits: Limits = Limits()) -> FastAPI:
             async with preparing:
                 if number:
                     return await to_thread.run_sync(_read_number, predictor, body, content_type)
-                prepared = await workers.run(_prepare, body, content_type, predictor.size)
-            if isinstance(prepared, _Refusal):
-                raise HTTPException(prepared.status, prepared.detail)
+                ready = await workers.run(_prepare, body, content_type, predictor.size)
+            if isinstance(ready, _Refusal):
+                raise HTTPException(ready.status, ready.detail)
             start = time.perf_counter()
-            image = torch.from_numpy(prepared.image)
+            image = torch.from_numpy(ready.image)
             try:
                 probs = await batcher(image)
             except DigitlearnError as e:  # no finite output for this image
                 raise HTTPException(422, str(e)) from None
             index, classes = int(probs.argmax()), predictor.classes
             result = Prediction(classes[index], index, probs, classes, image)
-            ms = prepared.ms + 1000 * (time.perf_counter() - start)
-            return {**result.to_dict(), "input": prepared.shown, "ms": ms}
+            ms = ready.ms + 1000 * (time.perf_counter() - start)
+            return {**result.to_dict(), "input": ready.shown, "ms": ms}
 
     return app
 
