@@ -40,7 +40,8 @@ def add_arguments(q: argparse.ArgumentParser) -> None:
     q.add_argument(
         "--workers",
         type=number(int, 1, 64),
-        help="images prepared at once, the rest waiting (default: the cores, at most 4)",
+        help="processes that prepare images, one at a time each, the rest waiting "
+        "(default: the CPUs this process may use, at most 4)",
     )
     add_device(q, "cpu")
     add_runtime(q)
