@@ -4,6 +4,7 @@
     python tools/mutation.py --report   # only the report, from the last run's results
     python tools/mutation.py digitlearn.training.learner    # one module: its mutants not yet killed
     python tools/mutation.py --all digitlearn.training.learner   # one module: every mutant again
+    python tools/mutation.py --fresh-stats MODULE...   # after source edits: which tests cover what
 
 Each surviving mutant is listed by name (`mutmut show NAME` prints its diff): a survivor is a
 bug the tests would let through, or a change that cannot alter behaviour (docs/architecture.md
@@ -61,9 +62,14 @@ def main() -> None:
     p.add_argument("--report", action="store_true", help="only report the last run's results")
     p.add_argument("--all", action="store_true", help="with modules: rerun their killed mutants too")
     p.add_argument("--children", type=int, default=1, help="mutants tested at a time (default 1)")
+    p.add_argument("--fresh-stats", action="store_true", help="profile which tests cover what again")
     p.add_argument("modules", nargs="*", help="only these modules' mutants, e.g. digitlearn.training.losses")
     args = p.parse_args()
     if not args.report:
+        if args.fresh_stats:
+            # mutmut profiles only new tests on a later run: a function added to the source since
+            # (or a call moved into it) keeps the tests of the first profile, missing the others
+            (ROOT / "mutants" / "mutmut-stats.json").unlink(missing_ok=True)
         names = [f"{m}.*" for m in args.modules]
         if args.modules and not args.all:
             # mutmut reruns every mutant it is named, killed or not; a killed mutant stays killed
