@@ -299,3 +299,17 @@ def test_schedules_advance_by_epochs_of_any_size():
     second = [lr for e, lr in seen if e == 1]
     assert len(first) == 6 and len(second) == 2
     assert first == pytest.approx([k / 12 for k in range(6)]) and second == pytest.approx([0.5, 0.75])
+
+
+def test_joined_schedules_switch_at_the_split_each_from_its_own_start():
+    from digitlearn.training.schedules import joined
+
+    f = joined(0.5, lambda pct: pct, lambda pct: 10 + pct)
+    assert (f(0.25), f(0.5), f(0.75)) == (0.5, 10.0, 10.5)
+
+
+def test_one_cycle_s_defaults_are_fastai_s():
+    scheds = one_cycle(1.0).scheds
+    assert scheds["lr"](0) == pytest.approx(1 / 25) and scheds["lr"](0.25) == pytest.approx(1.0)
+    assert scheds["lr"](1) == pytest.approx(1e-5, rel=1e-9)
+    assert scheds["mom"](0.125) == pytest.approx(0.9) and scheds["mom"](0.625) == pytest.approx(0.9)

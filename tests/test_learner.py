@@ -787,3 +787,11 @@ def test_distributed_trains_on_the_backend_asked_for(monkeypatch):
     with pytest.raises(RuntimeError, match="NCCL"), learner().distributed("nccl"):
         pass  # not the CPU's default, gloo: this build has no NCCL
     assert not torch.distributed.is_initialized()
+
+
+def test_one_cycle_schedules_no_momentum_for_adadelta():
+    from digitlearn.training.optim import Adadelta
+
+    learn = learner(opt_func=Adadelta, loss_func=bce_loss)
+    learn.fit_one_cycle(1, 1.0)
+    assert learn.opt.mom == 0  # Adadelta has no momentum to schedule
