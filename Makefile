@@ -47,5 +47,19 @@ bench: $(STAMP)
 	$(BIN)/python bench/threads.py
 	$(BIN)/python bench/distributed.py
 
+# bench/versus.py: digitlearn against fastai and PyTorch's MNIST example, side by side. fastai is
+# never a dependency of digitlearn, so it goes into a venv of its own, with the same pinned torch.
+BENCH_VENV := .venv-bench
+.PHONY: bench-versus
+
+$(BENCH_VENV)/.installed: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/pip install --quiet --upgrade pip
+	$(BENCH_VENV)/bin/pip install --quiet -c constraints.txt -e . fastai
+	touch $@
+
+bench-versus: $(BENCH_VENV)/.installed
+	$(BENCH_VENV)/bin/python bench/versus.py
+
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache .ruff_cache mutants
