@@ -60,6 +60,27 @@ def test_first_from_trains_the_rest_of_the_first_epoch_on_unsure_examples_only()
     assert skip.sizes[1] == int((~watch.sure).sum())
 
 
+def test_later_epochs_score_their_batches_too():
+    class Later(Callback):
+        order = 60  # after SkipLearned chose
+
+        def before_fit(self, learn: Learner) -> None:
+            self.offered, self.trained = 0, 0
+
+        def after_pred(self, learn: Learner) -> None:
+            if learn.training and learn.epoch == 1:
+                self.offered += len(learn.dl.indices)
+                self.trained += len(learn.yb)
+
+    torch.manual_seed(0)
+    dls = toy_dls(n=1024, bs=64, n_classes=3)
+    learn = Learner(dls, nn.Linear(8, 3), loss_func=cross_entropy, progress=False)
+    later = Later()
+    learn.fit(2, 0.5, cbs=[SkipLearned(0.8, first_from=0.5), later])
+    # the second epoch draws the examples unsure when last seen, and trains on those still unsure
+    assert 0 < later.trained < later.offered
+
+
 def test_without_first_from_the_first_epoch_trains_on_everything():
     _, watch, learn = fit(first_from=None)
     assert [len(yb) for _, yb in watch.trained] == [64] * 12

@@ -54,8 +54,8 @@ class Recipe:
     precision: str = "fp32"  # fp32, bf16, or auto (bf16 where the hardware runs it fast)
     skip_learned: float = 0.0  # > 0: after the first epoch, train only on examples whose true class
     # the model gave a probability below this when it last saw them (see callbacks.SkipLearned)
-    skip_from: float = 1.0  # where skipping starts, in epochs: 1, after the first; 0.3, from 30% of
-    # the way through it, each batch scored first and only its unsure examples trained on
+    skip_from: float = 1.0  # where skipping starts, in epochs: 1, after the first; 0.2, from a fifth
+    # of the way through it, each batch then scored first and only its unsure examples trained on
     validate: str = "each"  # each: after every epoch; last: after the last epoch only
     options: dict = field(default_factory=dict)  # the model's own settings: channels, hidden...
     about: str = ""
