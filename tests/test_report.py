@@ -3,6 +3,7 @@
 import json
 import re
 
+import torch
 from matplotlib.figure import Figure
 
 from digitlearn.chapter import reproduce as rp
@@ -55,3 +56,23 @@ def test_report_folder_rules(tmp_path, capsys):
     (tmp_path / "file").write_text("x")
     assert main(["reproduce", "--out", str(tmp_path / "file")]) == 1
     assert "is a file: --out names a folder" in capsys.readouterr().err
+
+
+def test_figures_drawn_side_by_side_are_the_ones_drawn_in_turn(tmp_path):
+    def three(ctx: rp.Context) -> None:  # in the order given, each its own picture
+        for k in range(3):
+            fig = Figure()
+            fig.subplots().plot([0, 1], [k, 1 - k])
+            ctx.figure(f"curves_{k}", f"line {k}", fig)
+
+    rep = rp.reproduce(steps=[rp.Step("three figures", three)], log=lambda line: None)
+    pngs = {}
+    threads = torch.get_num_threads()
+    try:
+        for n in (1, 2):  # PyTorch's threads: one draws in turn, two in forked processes
+            torch.set_num_threads(n)
+            folder = write_report(rep, tmp_path / f"rep{n}") / "figures"
+            pngs[n] = [(folder / f"curves_{k}.png").read_bytes() for k in range(3)]
+    finally:
+        torch.set_num_threads(threads)
+    assert pngs[1] == pngs[2] and len(set(pngs[1])) == 3
