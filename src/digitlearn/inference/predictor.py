@@ -254,8 +254,14 @@ def _prepare_all(size: tuple[int, int], sources: list[ImageSource], workers: int
     context = multiprocessing.get_context(
         "fork" if "fork" in multiprocessing.get_all_start_methods() else None
     )
-    with ProcessPoolExecutor(workers, mp_context=context) as pool:
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_one_thread) as pool:
         return [r for chunk in pool.map(_prepare_chunk, tasks) for r in chunk]
+
+
+def _one_thread() -> None:
+    # a worker's NumPy/SciPy work is one image at a time: more threads each would only fight over
+    # the cores the other workers use
+    torch.set_num_threads(1)
 
 
 def usable_cores() -> int:
