@@ -9,8 +9,8 @@ from PIL import Image, ImageDraw
 
 from digitlearn.cli import main
 from digitlearn.inference.predictor import Predictor
-from digitlearn.vision.prepare import NoDigitError, to_mnist
-from digitlearn.vision.segment import MAX_MARKS, PARTITIONS, read_digits
+from digitlearn.vision.prepare import NoDigitError, clean, to_mnist
+from digitlearn.vision.segment import MAX_MARKS, PARTITIONS, count_marks, marks, read_digits
 from tests.conftest import draw_digit
 from tests.handwriting import photographed_digit, photographed_number
 
@@ -163,6 +163,15 @@ def test_cli_reads_numbers_and_warns_about_them(fast_run, tmp_path, capsys):
     out, err = capsys.readouterr()
     assert out.startswith(f"{path}: ") and len(out.strip().splitlines()) == 1
     assert f"digitlearn: warning: {path} holds 4 marks that look like separate digits" in err
+
+
+@pytest.mark.parametrize(("text", "expected"), [("7", 1), ("42", 2), ("4096", 4), ("3 .", 1)])
+def test_count_marks_counts_what_marks_finds(text, expected):
+    img = Image.new("L", (240 * len(text), 300), 250)
+    for i, ch in enumerate(text):
+        ImageDraw.Draw(img).text((120 + 240 * i, 150), ch, fill=10, anchor="mm", font=_font())
+    ink = clean(img)
+    assert count_marks(ink) == len(marks(ink)) == expected  # a dot is no digit
 
 
 def dots(radius: int, n: int = 6000, seed: int = 0) -> Image.Image:

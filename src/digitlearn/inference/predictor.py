@@ -227,11 +227,11 @@ def prepared(source: ImageSource, size: tuple[int, int], count_marks: bool = Tru
     """One image as the model's input and its count of marks (1 when not `count_marks`: counting
     them takes a tenth of a drawing's time, for the warning that `predict` prints), or the error
     that names it."""
-    from ..vision.segment import marks
+    from ..vision.segment import count_marks as marks_in
 
     try:
         ink = clean(source)
-        return fit(ink, size), len(marks(ink)) if count_marks else 1
+        return fit(ink, size), marks_in(ink) if count_marks else 1
     except DigitlearnError as e:
         return e
 

@@ -154,6 +154,12 @@ def marks(ink: np.ndarray) -> list[np.ndarray]:
     return _masks(found, _digit_groups(_groups(found), found))
 
 
+def count_marks(ink: np.ndarray) -> int:
+    """How many `marks` the ink holds, without making their masks (a fifth of the work)."""
+    found = _strokes(ink)
+    return len(_digit_groups(_groups(found), found))
+
+
 def _prepare(ink: np.ndarray, mask: np.ndarray, strokes: np.ndarray, size: tuple[int, int]) -> torch.Tensor:
     """One mark's ink prepared as MNIST's: its strokes with their soft edges, but not the strokes
     of other marks that the edges reach."""
