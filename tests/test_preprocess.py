@@ -9,7 +9,7 @@ from PIL import Image, ImageDraw
 from scipy import ndimage
 
 from digitlearn import ImageError, NoDigitError, naive_resize, to_mnist
-from digitlearn.vision.images import open_image
+from digitlearn.vision.images import open_image, read_gray
 from tests.conftest import draw_digit, encoded
 
 
@@ -115,6 +115,18 @@ def test_transparent_background_with_dark_or_white_ink():
         rgba[..., :3] = colour
         rgba[..., 3] = mask
         assert similar(to_mnist(encoded(Image.fromarray(rgba, "RGBA"), "PNG")), ref) > 0.98
+
+
+def test_an_opaque_canvas_reads_as_its_gray():
+    # the page's drawing: RGBA, every pixel opaque; with one see-through pixel it is composited
+    rgb = np.asarray(draw_digit("4", mode="RGB", ink=(20, 30, 200), paper=(250, 250, 240)))
+    rgba = np.dstack([rgb, np.full(rgb.shape[:2], 255, np.uint8)])
+    gray = read_gray(Image.fromarray(rgb).convert("L"))
+    assert np.array_equal(read_gray(encoded(Image.fromarray(rgba, "RGBA"), "PNG")), gray)
+    rgba[0, 0, 3] = 0
+    composited = read_gray(Image.fromarray(rgba, "RGBA"))
+    assert composited[0, 0] == 0.0  # the shade unlike the opaque pixels, light ones here
+    assert np.allclose(composited.ravel()[1:], gray.ravel()[1:], atol=1e-6)
 
 
 def test_palette_with_transparency():

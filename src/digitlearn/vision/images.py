@@ -112,15 +112,16 @@ def to_gray(img: Image.Image, background: float | None = None) -> np.ndarray:
         top = 1.0 if img.mode == "F" and a.max() <= 1 else 255.0 if a.max() <= 255 else 65535.0
         return np.clip(a / top, 0, 1)
     if "A" in img.getbands() or img.mode == "PA" or "transparency" in img.info:
+        if "A" in img.getbands() and img.getchannel("A").getextrema()[0] == 255:
+            # opaque all over, as a canvas's drawing on white: its gray alone, in one pass
+            return np.divide(np.asarray(img.convert("L")), np.float32(255), dtype=np.float32)
         la = np.asarray(img.convert("LA"), dtype=np.float32) / 255
         gray, alpha = la[..., 0], la[..., 1]
-        if alpha.min() < 1:
-            if background is None:
-                opaque = alpha > 0.5
-                ink_is_dark = gray[opaque].mean() < 0.5 if opaque.any() else True
-                background = 1.0 if ink_is_dark else 0.0
-            return gray * alpha + background * (1 - alpha)
-        return gray
+        if background is None:
+            opaque = alpha > 0.5
+            ink_is_dark = gray[opaque].mean() < 0.5 if opaque.any() else True
+            background = 1.0 if ink_is_dark else 0.0
+        return gray * alpha + background * (1 - alpha)
     # in one pass, as uint8 / 255 in float32 (a conversion to float, then a division, is two)
     return np.divide(
         np.asarray(img if img.mode == "L" else img.convert("L")), np.float32(255), dtype=np.float32
