@@ -101,6 +101,9 @@ def test_a_worker_that_dies_fails_its_call_and_is_replaced(workers):
     os.kill(pid, signal.SIGKILL)  # dies while idle
     while Path(f"/proc/{pid}").exists() and Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z":
         time.sleep(0.01)
+    # the end of its pipe can close a moment after the process is gone (seen in a gVisor sandbox,
+    # 3 runs in 6): a death the pool cannot see yet is the race its callers accept
+    time.sleep(0.2)
 
     async def main() -> list:
         return await asyncio.gather(*(workers.run(os.getpid) for _ in range(4)))
