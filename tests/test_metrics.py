@@ -18,3 +18,9 @@ def test_accuracy_and_error_rate():
     assert accuracy(preds, targets).item() == 0.5
     assert error_rate(preds, targets).item() == 0.5
     assert accuracy(preds, targets.unsqueeze(1)).item() == 0.5
+
+
+def test_batch_accuracy_calls_a_probability_of_exactly_a_half_class_0():
+    # sigmoid(0) is 0.5: not above it, so class 0, as the chapter's `(preds > 0.5)` decides
+    assert batch_accuracy(torch.zeros(2, 1), torch.tensor([0, 1])) == 0.5
+    assert batch_accuracy(torch.zeros(1, 1), torch.tensor([0])) == 1.0

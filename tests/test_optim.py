@@ -95,3 +95,19 @@ def test_bad_settings():
         SGD([torch.zeros(2, requires_grad=True)], -1)
     with pytest.raises(DigitlearnError, match="mom must be >= 0, not nan"):
         Adam([torch.zeros(2, requires_grad=True)], 0.1, mom=float("nan"))
+
+
+def test_defaults_messages_repr_and_state_of_the_wrong_size():
+    params = [nn.Parameter(torch.ones(2, 3)), nn.Parameter(torch.ones(3))]
+    assert (Adam(params).lr, Adam(params).mom, Adam(params).wd) == (1e-3, 0.9, 0.0)
+    assert (Adadelta(params).lr, Adadelta(params).mom) == (1.0, 0.0)
+    assert (SGD(params, 0.1).mom, SGD(params, 0.1).wd) == (0.0, 0.0)
+    assert repr(SGD(params, 0.1, mom=0.9, wd=0.01)) == "SGD(lr=0.1, mom=0.9, wd=0.01, 9 parameters)"
+    with pytest.raises(DigitlearnError, match=r"^the optimizer got no parameters that require gradients$"):
+        SGD([nn.Parameter(torch.ones(1), requires_grad=False)], 0.1)
+    for name in ("lr", "mom", "wd"):
+        with pytest.raises(DigitlearnError, match=rf"^{name} must be >= 0, not -1$"):
+            SGD(params, **{"lr": 0.1, name: -1})
+    state = SGD(params[:1], 0.1, mom=0.9).state_dict()  # one parameter's state for two
+    with pytest.raises(ValueError):
+        SGD(params, 0.1, mom=0.9).load_state_dict(state)

@@ -128,13 +128,6 @@ class Check:
             self.fail(field, f"a text of 1 to {max_chars:,} printable characters", value)
         return value
 
-    def sizes(self, field: str, value: Any, count: tuple[int, int], low: int, high: int) -> list[int]:
-        """A list of `count[0]` to `count[1]` whole numbers from `low` to `high`."""
-        if not isinstance(value, list | tuple) or not count[0] <= len(value) <= count[1]:
-            length = f"{count[0]}" if count[0] == count[1] else f"{count[0]} to {count[1]}"
-            self.fail(field, f"a list of {length} whole numbers", value)
-        return [self.whole(f"{field}[{i}]", v, low, high) for i, v in enumerate(value)]
-
     def section(self, field: str, value: Any, known: Collection[str], required: Collection[str]) -> dict:
         """An object with no keys but `known`, and all of `required`."""
         if not isinstance(value, dict):
