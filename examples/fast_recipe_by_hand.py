@@ -31,9 +31,9 @@ learn = Learner(
     opt_func=functools.partial(Adam, mom=0.7, sqr_mom=0.9, decouple_wd=True),  # AdamW, betas (0.7, 0.9)
     loss_func=cross_entropy,
     metrics=accuracy,
-    # after the first epoch, train only on the examples the model is not yet sure of (p < 0.9);
-    # validate once, after the last epoch
-    cbs=[SkipLearned(0.9), ValidateAtEnd()],
+    # from a fifth of the first epoch on, score each batch first and train only on the examples
+    # the model is not yet sure of (p < 0.9); later epochs draw from those; validate once, at the end
+    cbs=[SkipLearned(0.9, first_from=0.2), ValidateAtEnd()],
     progress=False,
 )
 history = learn.fit_one_cycle(3, 0.01, moms=(0.75, 0.65, 0.75))  # momentum 0.05 either side of 0.7
