@@ -34,6 +34,7 @@ from digitlearn.runs.schema import (
     planned_model,
     shown,
 )
+from digitlearn.training.recipes import RECIPES
 from tests.conftest import draw_digit, save_untrained
 
 # ---------------------------------------------------------------- saving and loading
@@ -104,7 +105,7 @@ def tiny_dataset(n_classes: int, size: int = 28):
 # two classes give the flat models one output (mnist_loss); the image models, two (cross_entropy)
 RUNS = [
     *((name, 2) for name, spec in MODELS.items() if spec.takes_flat),
-    *((n, 3) for n in [*MODELS, "fast", "best"]),
+    *((n, 3) for n in [*MODELS, *RECIPES]),
 ]
 
 
@@ -147,7 +148,7 @@ def test_large_models_within_the_total_are_planned_not_allocated():
     planned_model(resnet, image_format(1024, flat=False), Path(CONFIG))  # 175M outputs: counted
 
 
-@pytest.mark.parametrize("recipe_name", [*MODELS, "fast", "best"])
+@pytest.mark.parametrize("recipe_name", [*MODELS, *RECIPES])
 def test_the_outputs_bound_holds_and_spares_counting_for_mnist(recipe_name):
     from dataclasses import asdict
 
