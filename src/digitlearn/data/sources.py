@@ -174,7 +174,7 @@ def fetch(dataset: str | DatasetSpec) -> Path:
 
 def _inflate(gz: Path, dest: Path) -> None:
     """Write the gzip file `gz` inflated to `dest`, bounded as an archive's member is."""
-    limit = min(max(MAX_RATIO * gz.stat().st_size, RATIO_FLOOR), MAX_TOTAL_BYTES)
+    limit = expansion_limit(gz.stat().st_size, MAX_TOTAL_BYTES)
     written = 0
     try:
         with gzip.open(gz, "rb") as src, open(dest, "wb") as dst:
