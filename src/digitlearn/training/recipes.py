@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     import torch
 
     from ..data.dataset import Dataset
-    from . import History, Learner
+    from . import Callback, History, Learner
 
 
 # a sensible learning rate for each optimizer, when a recipe is switched to it
@@ -178,7 +178,7 @@ class Recipe:
 
         from ..device import pick_device, set_seed
         from ..hardware import fast_bf16
-        from . import Augment, Learner, SkipLearned, ValidateAtEnd
+        from . import Augment, Learner, ValidateAtEnd
         from .losses import kind_of
         from .metrics import accuracy, batch_accuracy
         from .optim import SGD, Adam
@@ -213,7 +213,7 @@ class Recipe:
             metrics=batch_accuracy if n_out == 1 else accuracy,
             cbs=[
                 *([Augment()] if self.augment else []),
-                *([SkipLearned(self.skip_learned, first_from=self._first_from)] if self.skip_learned else []),
+                *([self._skip_learned()] if self.skip_learned else []),
                 *([ValidateAtEnd()] if self.validate == "last" else []),
             ],
             progress=progress,
@@ -224,13 +224,11 @@ class Recipe:
             raise DigitlearnError(f"unknown precision {self.precision!r} (known: auto, fp32, bf16)")
         return learn
 
-    @property
-    def _first_from(self) -> float | None:
-        if not 0 < self.skip_from <= 1:
-            raise DigitlearnError(
-                f"skip_from is where in the first epoch skipping starts, 0 to 1, not {self.skip_from}"
-            )
-        return self.skip_from if self.skip_from < 1 else None
+    def _skip_learned(self) -> Callback:
+        from .skip_learned import SkipLearned
+
+        # skip_from 1 (or more): from the second epoch on; SkipLearned refuses one below 0
+        return SkipLearned(self.skip_learned, first_from=self.skip_from if self.skip_from < 1 else None)
 
     def fit(self, learn: Learner) -> History:
         """Train `learn` for this recipe's epochs at its learning rate, with its schedule."""
