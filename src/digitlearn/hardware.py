@@ -70,14 +70,15 @@ def cpu_name() -> str:
     return platform.processor() or "unknown"
 
 
+def usable_cores() -> int:
+    """The CPUs this process may run on: a container or `taskset` may allow fewer than the
+    machine has (macOS and Windows have no affinity masks: all of them)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def default_threads() -> int:
-    """torch's default thread count, but no more than the CPUs this process may run on (a
-    container or `taskset` may allow fewer than the machine has)."""
-    try:
-        allowed = len(os.sched_getaffinity(0))
-    except AttributeError:  # no affinity masks on macOS and Windows
-        allowed = os.cpu_count() or _TORCH_DEFAULT_THREADS
-    return min(_TORCH_DEFAULT_THREADS, allowed)
+    """torch's default thread count, but no more than the CPUs this process may run on."""
+    return min(_TORCH_DEFAULT_THREADS, usable_cores())
 
 
 def _thread_count(value: object, what: str) -> int:

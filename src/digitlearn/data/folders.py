@@ -25,6 +25,7 @@ from tqdm import tqdm  # not tqdm.auto: without ipywidgets it warns in notebooks
 
 from ..errors import DataError
 from ..files import atomic_path, remove_stale, shown
+from ..hardware import usable_cores
 from ..vision import images
 from .formats import Reader, Size, SplitArrays, natural_key, register_reader, regular_file, visible
 from .sources import cache_home
@@ -70,10 +71,6 @@ def _decode_chunk(task: tuple[list[str], Size | None]) -> tuple[np.ndarray | Non
     return (np.stack(arrays) if len(set(shapes)) == 1 else None), shapes, None
 
 
-def _workers() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
 def decode_images(
     paths: list[str],
     size: Size | None = None,
@@ -89,7 +86,7 @@ def decode_images(
     if not paths:
         return torch.empty(0, *(size or (0, 0)), dtype=torch.uint8)
     tasks = [(paths[i : i + per_task], size) for i in range(0, len(paths), per_task)]
-    n_workers = min(workers or _workers(), len(tasks))
+    n_workers = min(workers or usable_cores(), len(tasks))
     if n_workers > 1:
         # fork is cheap and the workers need nothing but PIL and NumPy
         methods = multiprocessing.get_all_start_methods()

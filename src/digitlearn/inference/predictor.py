@@ -18,6 +18,7 @@ from torch import nn
 from ..data.dataset import Dataset, InputFormat
 from ..device import pick_device
 from ..errors import DigitlearnError
+from ..hardware import usable_cores
 from ..runs.model import load_model
 from ..training.losses import LOSSES, probabilities
 from ..vision.images import describe, read_gray
@@ -262,8 +263,3 @@ def _one_thread() -> None:
     # a worker's NumPy/SciPy work is one image at a time: more threads each would only fight over
     # the cores the other workers use
     torch.set_num_threads(1)
-
-
-def usable_cores() -> int:
-    """The CPUs this process may run on (a container or `taskset` may allow fewer than the machine has)."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1

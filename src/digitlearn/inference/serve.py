@@ -67,10 +67,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from ..errors import DigitlearnError
+from ..hardware import usable_cores
 from ..jsondata import JSONError, read_json
 from ..vision.images import ImageError
 from .batching import Batcher
-from .predictor import Prediction, Predictor, prepared, usable_cores
+from .predictor import Prediction, Predictor, prepared
 from .workers import Workers
 
 MAX_JSON_DEPTH = 32  # {"image": "..."} is 1 deep; Python's parser recurses once a level
