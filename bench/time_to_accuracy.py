@@ -4,10 +4,10 @@ Each run is a fresh process, timed from start to exit, with the data already cac
 training seconds and the test accuracy (all 10,000 test images) come from the run's config.json.
 Contenders alternate within each seed, so a busy moment of the machine hits them alike:
 
-- `fast`: `--recipe fast` (target: >= 0.990 at every seed, <= 10 s wall, <= 6 s of training);
+- `fast`: `--recipe fast` (target: >= 0.990 at every seed, <= 4.5 s wall, <= 2.0 s of training);
 - `fast before`: the settings `--recipe fast` had before (the strided CNN with batch norm,
   3 epochs, validated every epoch), which are `--model cnn`'s default recipe;
-- with `--best`: `best` (target: >= 0.995, <= 60 s wall) and `best before`, the earlier best
+- with `--best`: `best` (target: >= 0.995, <= 15 s of training) and `best before`, the earlier best
   recipe spelled out in flags (`--best-seeds` sets its seeds; before runs at the first only).
 
 `--reference` adds PyTorch's official MNIST example (its network, Adadelta at lr 1.0 decayed

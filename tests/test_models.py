@@ -6,7 +6,7 @@ from torch import nn
 
 from digitlearn import DigitlearnError, init_params, linear1, mlp, simple_net
 from digitlearn.models import build_model, cnn, lenet, resnet
-from digitlearn.models.layers import ResBlock, n_params
+from digitlearn.models.layers import MaxPool2, ResBlock, n_params
 
 
 def test_init_params():
@@ -121,3 +121,21 @@ def test_resnet_shapes_and_any_image_size():
     for size in (28, 20, 9):
         assert model(torch.rand(3, 1, size, size)).shape == (3, 2)
     assert 250_000 < n_params(resnet()) < 350_000
+
+
+@pytest.mark.parametrize("shape", [(3, 8, 24, 24), (2, 5, 7, 9), (1, 1, 2, 2)])
+def test_max_pool2_gives_max_pools_numbers_with_and_without_gradients(shape):
+    torch.manual_seed(0)
+    x = torch.randn(shape)
+    x[0, 0, :2, :2] = 1.0  # a tied window: the gradient still goes to one input, as max_pool2d's does
+    for layout in (torch.contiguous_format, torch.channels_last):
+        xl = x.contiguous(memory_format=layout)
+        with torch.no_grad():
+            assert torch.equal(MaxPool2()(xl), nn.functional.max_pool2d(xl, 2))
+        ours, theirs = xl.clone().requires_grad_(), xl.clone().requires_grad_()
+        out = MaxPool2()(ours)
+        assert torch.equal(out, nn.functional.max_pool2d(theirs, 2))
+        weights = torch.randn(out.shape)
+        (out * weights).sum().backward()
+        (nn.functional.max_pool2d(theirs, 2) * weights).sum().backward()
+        assert torch.equal(ours.grad, theirs.grad)

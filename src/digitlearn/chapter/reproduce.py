@@ -390,9 +390,10 @@ def _interpretation(ctx: Context, learn: Learner, what: str) -> None:
 def _resnet_sample(ctx: Context) -> None:
     ds = ctx.data("mnist_sample")
     # one epoch of one-cycle from scratch, at fastai's batch size; no augmentation or smoothing
-    # (a ResNet of 16, 32 and 64 channels: half the time of 32, 64, 128 and as accurate on 3s and 7s)
+    # (a ResNet of 8, 16 and 32 channels: a quarter of the time of 32, 64, 128, and on 3s and 7s as
+    # accurate as the chapter's resnet18 within a few images: 0.9931 to 0.9971 at seeds 42, 1, 2, 3)
     recipe = replace(
-        default_recipe("resnet"), epochs=1, bs=64, augment=False, label_smoothing=0.0, channels=(16, 32, 64)
+        default_recipe("resnet"), epochs=1, bs=64, augment=False, label_smoothing=0.0, channels=(8, 16, 32)
     )
     learn = recipe.learner(ds, ctx.seed, ctx.device, progress=False)
     recipe.fit(learn)

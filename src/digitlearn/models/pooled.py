@@ -56,6 +56,8 @@ def lenet(
     """
     from torch import nn
 
+    from .layers import MaxPool2
+
     layers, c_in, (h, w) = [], 1, in_size
     for i, c in enumerate(channels):
         k = 5 if i == 0 else 3
@@ -63,7 +65,7 @@ def lenet(
         if min(h, w) < 1:
             size = f"{in_size[0]}x{in_size[1]}"
             raise DigitlearnError(f"images of {size} are too small for lenet's {len(channels)} stages")
-        layers += [nn.Conv2d(c_in, c, k), nn.MaxPool2d(2), nn.ReLU(inplace=True)]
+        layers += [nn.Conv2d(c_in, c, k), MaxPool2(), nn.ReLU(inplace=True)]
         c_in = c
     layers.append(nn.Flatten())
     n_in = c_in * h * w
