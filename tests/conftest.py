@@ -32,6 +32,30 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     shutil.rmtree(getattr(config, "_digitlearn_home", ""), ignore_errors=True)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def workers_in_process_under_mutation():
+    """Under mutation testing (mutmut sets MUTANT_UNDER_TEST; docs/architecture.md, "Testing"),
+    the server's image work runs in the test process, as a worker runs it: the call and its answer
+    pickled. mutmut sees only this process, so a worker's code would go untested; and it forks a
+    process per mutant, which cannot use a fork server its parent started (os.waitpid fails)."""
+    if "MUTANT_UNDER_TEST" not in os.environ:
+        yield
+        return
+    import pickle
+
+    from digitlearn.inference.workers import Workers
+
+    async def run(self, fn, *args):
+        fn, args = pickle.loads(pickle.dumps((fn, args)))
+        return pickle.loads(pickle.dumps(fn(*args)))
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Workers, "start", lambda self: None)
+        patch.setattr(Workers, "run", run)
+        patch.setattr(Workers, "close", lambda self: None)
+        yield
+
+
 @pytest.fixture
 def fresh_home(tmp_path, monkeypatch) -> Path:
     """An empty cache home for tests that watch what gets written there."""

@@ -9,8 +9,10 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 
 import httpx2 as httpx
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
@@ -44,19 +46,21 @@ def test_page_and_health(client):
 def test_predict_from_bytes_and_from_a_data_url(client, untrained_run):
     data = encoded(draw_digit("3"))
     expected = Predictor.load(untrained_run).predict(data)
+    start = time.perf_counter()
     raw = client.post("/api/predict", content=data, headers={"Content-Type": "image/png"})
     url = "data:image/png;base64," + base64.b64encode(data).decode()
     as_json = client.post("/api/predict", json={"image": url})
+    elapsed_ms = 1000 * (time.perf_counter() - start)
     for r in (raw, as_json):
         assert r.status_code == 200
         body = r.json()
+        assert 0 < body["ms"] < elapsed_ms  # the request's own time, in milliseconds
         assert body["label"] == expected.label and list(body["probabilities"]) == list("0123456789")
         assert body["probabilities"][expected.label] == pytest.approx(expected.probability, abs=1e-6)
         assert body["input"].startswith("data:image/png;base64,")
-    shown = base64.b64decode(as_json.json()["input"].split(",")[1])
-    from PIL import Image
-
-    assert Image.open(io.BytesIO(shown)).size == (28, 28)
+    shown = Image.open(io.BytesIO(base64.b64decode(as_json.json()["input"].split(",")[1])))
+    # the model's input, as the predictor makes it
+    assert shown.size == (28, 28) and (np.asarray(shown) == (expected.input.numpy() * 255).round()).all()
 
 
 @pytest.mark.parametrize(

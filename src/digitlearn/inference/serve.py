@@ -48,6 +48,7 @@ import ipaddress
 import logging
 import socket
 import sys
+import threading
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -421,8 +422,26 @@ def _listen(host: str, port: int) -> socket.socket:
     return sock
 
 
-def serve(predictor: Predictor, host: str = "127.0.0.1", port: int = 8000, limits: Limits = Limits()) -> None:
-    """Serve the page and API until Ctrl+C. Port 0 picks a free port; the URL is printed.
+class _Server(uvicorn.Server):
+    """uvicorn's server, which also stops once `stop` is set (it looks every tenth of a second)."""
+
+    def __init__(self, config: uvicorn.Config, stop: threading.Event | None) -> None:
+        super().__init__(config)
+        self.stop = stop
+
+    async def on_tick(self, counter: int) -> bool:
+        return await super().on_tick(counter) or (self.stop is not None and self.stop.is_set())
+
+
+def serve(
+    predictor: Predictor,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    limits: Limits = Limits(),
+    stop: threading.Event | None = None,
+) -> None:
+    """Serve the page and API until Ctrl+C, or until `stop` is set (a server on a thread of one's
+    own program, where no Ctrl+C reaches it). Port 0 picks a free port; the URL is printed.
 
     The image workers are processes started afresh (not forked from this one), and, as with any
     multiprocessing, each imports the main module: a script that calls `serve` (or runs
@@ -446,4 +465,4 @@ def serve(predictor: Predictor, host: str = "127.0.0.1", port: int = 8000, limit
         log_level="warning",
         access_log=False,
     )
-    uvicorn.Server(config).run(sockets=[sock])
+    _Server(config, stop).run(sockets=[sock])
