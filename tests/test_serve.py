@@ -24,6 +24,11 @@ from tests.conftest import draw_digit, encoded
 
 JSON = {"Content-Type": "application/json"}
 PNG = {"Content-Type": "image/png"}
+NOT_AN_OBJECT = 'the JSON must be an object with "image": a data URL or base64 string'
+NOT_BASE64_URL = 'the "image" data URL must be base64-encoded ("data:image/png;base64,...")'
+EMPTY = 'empty request: send an image\'s bytes, or JSON {"image": "data:image/png;base64,..."}'
+TOO_LARGE = "the request is 200,001 bytes; the limit is 200,000"
+A_FORM = "send the image's bytes as the request body (Content-Type image/png etc.), not a form"
 
 
 @pytest.fixture(scope="module")
@@ -33,14 +38,35 @@ def client(untrained_run):
         yield client
 
 
-def test_page_and_health(client):
+def test_page_and_health(client, untrained_run):
     page = client.get("/")
-    assert page.status_code == 200 and "<canvas" in page.text
+    assert page.status_code == 200 and "<canvas" in page.text and "loading the model\u2026" in page.text
     assert not re.search(r"""(src|href)=["']?(https?:)?//""", page.text)  # no external resources
-    health = client.get("/health").json()
-    assert (
-        health["status"] == "ok" and health["classes"] == list("0123456789") and health["input"] == [28, 28]
-    )
+    assert client.get("/health").json() == {
+        "status": "ok",
+        "model": "cnn",
+        "run": untrained_run.name,
+        "classes": list("0123456789"),
+        "input": [28, 28],
+        "max_bytes": 200_000,
+    }
+    icon = client.get("/favicon.ico")
+    assert icon.status_code == 200 and icon.content.startswith(b"<svg")
+    # no /docs or /redoc: their pages load scripts from a CDN; the API's description is named
+    assert client.get("/docs").status_code == client.get("/redoc").status_code == 404
+    assert client.get("/openapi.json").json()["info"]["title"] == "digitlearn"
+    # a predictor made in memory, with no run folder or model name: null and "model"
+    predictor = Predictor.load(untrained_run)
+    bare = Predictor(predictor.model, {**predictor.config, "model": None})
+    assert TestClient(create_app(bare)).get("/health").json() | {"run": "?"} == {
+        "status": "ok",
+        "model": "model",
+        "run": "?",
+        "classes": list("0123456789"),
+        "input": [28, 28],
+        "max_bytes": 5 * 2**20,
+    }
+    assert TestClient(create_app(bare)).get("/health").json()["run"] is None
 
 
 def test_predict_from_bytes_and_from_a_data_url(client, untrained_run):
@@ -66,19 +92,32 @@ def test_predict_from_bytes_and_from_a_data_url(client, untrained_run):
 @pytest.mark.parametrize(
     "kwargs,status,message",
     [
-        ({"content": b"x" * 200_001, "headers": PNG}, 413, "limit"),
+        (
+            {"content": b"x" * 200_001, "headers": PNG},
+            413,
+            "the request is 200,001 bytes; the limit is 200,000",
+        ),
         ({"content": b"plain text", "headers": {"Content-Type": "text/plain"}}, 415, "not an image"),
         ({"content": b'{"image": ', "headers": JSON}, 400, "malformed JSON"),
         ({"content": b'{"image": "\xff"}', "headers": JSON}, 400, "not UTF-8"),
         ({"content": b"[" * 20_000 + b"]" * 20_000, "headers": JSON}, 400, "nested 20,000 levels deep"),
+        ({"content": b"[" * 33 + b"]" * 33, "headers": JSON}, 400, "nested 33 levels deep (at most 32)"),
         ({"content": b'{"image": ' + b"7" * 5000 + b"}", "headers": JSON}, 400, "a number of 5,000 chara"),
+        (
+            {"content": b'{"image": ' + b"7" * 101 + b"}", "headers": JSON},
+            400,
+            "101 characters (at most 100)",
+        ),
         # brackets and quotes inside a string are not nesting
-        ({"json": {"image": '\\"' + "[" * 100}}, 400, "not valid base64"),
-        ({"json": {"picture": "x"}}, 400, '"image"'),
-        ({"json": {"image": "data:image/png;base64,@@@"}}, 400, "not valid base64"),
-        ({"json": {"image": "data:image/png,abc"}}, 400, "base64-encoded"),
-        ({"content": b"", "headers": PNG}, 400, "empty request"),
-        ({"files": {"file": ("a.png", b"123", "image/png")}}, 415, "not a form"),
+        ({"json": {"image": '\\"' + "[" * 100}}, 400, 'the "image" is not valid base64'),
+        ({"json": {"picture": "x"}}, 400, NOT_AN_OBJECT),
+        ({"json": ["image", "x"]}, 400, NOT_AN_OBJECT),
+        ({"json": {"image": "data:image/png;base64,@@@"}}, 400, 'the "image" is not valid base64'),
+        # the data URL's header ends at its first comma
+        ({"json": {"image": "data:image/png;base64,iVBO,Rw=="}}, 400, 'the "image" is not valid base64'),
+        ({"json": {"image": "data:image/png,abc"}}, 400, NOT_BASE64_URL),
+        ({"content": b"", "headers": PNG}, 400, EMPTY),
+        ({"files": {"file": ("a.png", b"123", "image/png")}}, 415, A_FORM),
         ({"content": encoded(Image.new("LAB", (32, 32)), "TIFF"), "headers": PNG}, 415, "cannot convert"),
         ({"content": encoded(Image.new("RGB", (32, 32)), "EPS"), "headers": PNG}, 415, "not an image"),
         ({"content": encoded(draw_digit("4"))[:600], "headers": PNG}, 415, "cannot decode"),
@@ -89,10 +128,14 @@ def test_predict_from_bytes_and_from_a_data_url(client, untrained_run):
         "malformed-json",
         "json-not-utf8",
         "json-deep",
+        "json-33-deep",
         "json-long-number",
+        "json-101-digits",
         "json-brackets-in-a-string",
         "no-image-key",
+        "json-not-an-object",
         "bad-base64",
+        "comma-in-base64",
         "not-base64-url",
         "empty",
         "form",
@@ -104,6 +147,15 @@ def test_predict_from_bytes_and_from_a_data_url(client, untrained_run):
 def test_bad_requests_get_4xx_with_a_message(client, kwargs, status, message):
     r = client.post("/api/predict", **kwargs)
     assert r.status_code == status and message in r.json()["detail"]
+    if message in (NOT_AN_OBJECT, NOT_BASE64_URL, EMPTY, A_FORM) or message.startswith("the "):
+        assert r.json()["detail"] == message  # the whole message
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+def test_a_body_of_exactly_max_bytes_is_read(client, chunked):
+    body = b"x" * 200_000  # the client's limit: read, and found to be no image
+    r = client.post("/api/predict", content=iter([body]) if chunked else body, headers=PNG)
+    assert r.status_code == 415 and "not an image" in r.json()["detail"]
 
 
 def test_blank_drawing_is_422_no_digit(client):
@@ -139,18 +191,23 @@ def test_predict_a_number_reads_each_digit(client, untrained_run):
     data = encoded(draw_digit("41", size=(360, 160)))
     expected = Predictor.load(untrained_run).predict_number(data).to_dict()
     for query in ("?number=1", "?number=true"):
+        start = time.perf_counter()
         r = client.post("/api/predict" + query, content=data, headers=PNG)
+        elapsed_ms = 1000 * (time.perf_counter() - start)
         assert r.status_code == 200
         body = r.json()
         assert len(body["number"]) == len(body["digits"]) == 2 and body["number"] == expected["number"]
-        assert body["ms"] > 0 and body["probability"] == pytest.approx(expected["probability"], abs=1e-6)
+        assert 0 < body["ms"] < elapsed_ms and body["probability"] == pytest.approx(
+            expected["probability"], abs=1e-6
+        )
         for got, want in zip(body["digits"], expected["digits"], strict=True):
             assert got["label"] == want["label"] and got["box"] == want["box"]
             shown = base64.b64decode(got["input"].split(",")[1])
             assert Image.open(io.BytesIO(shown)).size == (28, 28)
         assert body["digits"][0]["box"][2] <= body["digits"][1]["box"][0]  # left to right
-    as_digit = client.post("/api/predict?number=0", content=data, headers=PNG).json()
-    assert "label" in as_digit and "number" not in as_digit
+    for query in ("?number=0", "?number=false", "?number=FALSE", ""):
+        as_digit = client.post("/api/predict" + query, content=data, headers=PNG).json()
+        assert "label" in as_digit and "number" not in as_digit
 
 
 @pytest.mark.parametrize(
@@ -193,10 +250,12 @@ def test_past_max_pending_requests_wait_no_more_429(untrained_run, monkeypatch):
             return sorted([await r for r in sent], key=lambda r: r.status_code)
 
     with TestClient(app):  # for the app's lifespan: its image workers start, and stop after
-        first, second, third = asyncio.run(send_three())
-    assert first.status_code == second.status_code == 200
-    assert third.status_code == 429 and "busy with 2 requests" in third.json()["detail"]
-    assert third.headers["Retry-After"] == "1"
+        for _ in range(2):  # and again: each request gave its place back
+            release.clear()
+            first, second, third = asyncio.run(send_three())
+            assert first.status_code == second.status_code == 200
+            assert third.status_code == 429 and "busy with 2 requests" in third.json()["detail"]
+            assert third.headers["Retry-After"] == "1"
 
 
 @pytest.mark.parametrize(

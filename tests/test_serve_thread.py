@@ -28,7 +28,7 @@ from tests.conftest import draw_digit, encoded
 
 PNG = {"Content-Type": "image/png"}
 UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access", "uvicorn.asgi")
-IDLE, HEAD = 0.5, 1.5  # the timing server's seconds: a kept-alive connection's idling, a head's
+IDLE, HEAD, BODY = 0.5, 1.5, 3.0  # the timing server's seconds: idling kept alive, a head, a body
 
 
 class Pipe:
@@ -70,7 +70,8 @@ def serving(run, host: str = "127.0.0.1", port: int | None = None, **limits) -> 
     kept = {name: logging.getLogger(name) for name in UVICORN_LOGGERS}
     kept = {name: (lg, lg.handlers[:], lg.level, lg.propagate, lg.disabled) for name, lg in kept.items()}
     predictor, stop, failed = Predictor.load(run), threading.Event(), []
-    args = (predictor, host) if port is None else (predictor, host, port)
+    # serve's defaults where not given: its host is loopback
+    args = (predictor,) if host == "127.0.0.1" and port is None else (predictor, host, port or 8000)
     where = "127.0.0.1" if host == "0.0.0.0" else f"[{host}]" if ":" in host else host
     health = f"http://{where}:{port or 8000}/health"
 
@@ -188,14 +189,14 @@ def test_a_port_taken_or_a_host_unknown_is_one_clear_error(untrained_run):
 # ---------------------------------------------------------------- connections
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def timed(untrained_run) -> Iterator[Served]:
-    """A server whose kept-alive connections may idle IDLE seconds and whose heads must arrive
-    within HEAD, with at most 6 connections open."""
-    with serving(
-        untrained_run, idle_timeout=IDLE, head_timeout=HEAD, body_timeout=10, max_connections=6
-    ) as s:
-        yield s
+    """A server whose kept-alive connections may idle IDLE seconds, whose heads must arrive within
+    HEAD and bodies within BODY, with at most 6 connections open. One for each test: mutation
+    testing runs a test for a mutant only where that test itself runs the mutated code."""
+    limits = {"idle_timeout": IDLE, "head_timeout": HEAD, "body_timeout": BODY, "max_connections": 6}
+    with serving(untrained_run, port=free_port(), **limits) as served:
+        yield served
 
 
 def address(served: Served) -> tuple[str, int]:
@@ -256,13 +257,27 @@ def test_heads_must_arrive_in_time_and_kept_alive_connections_idle_only_so_long(
         "idle after an answer": ([HEALTH], IDLE),
         # answered, then the next head a byte at a time: late, counted from the answer
         "slow next head": ([HEALTH, 0.2, *dribble(b"GET /health HTTP/1.1\r\nX: " + b"x" * 40)], HEAD),
+        # its body short of its length: answered 408, and closed, when the body is late
+        "short body": ([POST_10 + b"01234"], BODY),
     }
     with ThreadPoolExecutor(len(clients)) as pool:
         results = dict(zip(clients, pool.map(lambda c: talk(timed, c[0]), clients.values()), strict=True))
     for name, (seconds, got) in results.items():
         expected = clients[name][1]
-        assert expected - 0.1 < seconds < expected + 1.0, (name, seconds, got[:80])
-        assert answers(got) == ([b"HTTP/1.1 200 OK"] if "answer" in name or "next" in name else []), name
+        assert expected - 0.1 < seconds < expected + 0.4, (name, seconds, got[:80])
+        if name == "short body":
+            assert answers(got) == [b"HTTP/1.1 408 Request Timeout"] and b"connection: close" in got
+            assert got.endswith(b'{"detail":"the request body did not arrive within 3 seconds"}')
+        else:
+            assert answers(got) == ([b"HTTP/1.1 200 OK"] if "answer" in name or "next" in name else []), name
+
+
+def test_a_client_gone_before_its_body_is_no_error(untrained_run):
+    with serving(untrained_run, port=free_port()) as served:
+        talk(served, [POST_10 + b"01234"], limit=0.3)  # and closes its end
+        time.sleep(0.3)
+        assert httpx.get(served.url + "health", timeout=5).status_code == 200
+    assert served.stderr == ""  # nothing logged: an answer nobody reads is not an error
 
 
 def test_the_head_deadline_stops_once_a_head_arrives(timed):
