@@ -225,13 +225,17 @@ def test_number_requests_get_the_same_errors(client, query, kwargs, status, mess
     assert r.status_code == status and message in r.json()["detail"]
 
 
-def test_an_unexpected_error_is_a_json_500_that_goes_no_further(untrained_run, monkeypatch):
+def test_an_unexpected_error_is_a_json_500_that_goes_no_further(untrained_run, monkeypatch, caplog):
     predictor = Predictor.load(untrained_run)
     monkeypatch.setattr(predictor, "probabilities", lambda images: 1 / 0)
     # the test client re-raises what escapes the app; uvicorn would close the connection under it
     with TestClient(create_app(predictor)) as client:
         r = client.post("/api/predict", content=encoded(draw_digit("1")), headers=PNG)
     assert r.status_code == 500 and "ZeroDivisionError" in r.json()["detail"]
+    # and the log says which request failed, with the traceback
+    logged = [record for record in caplog.records if record.name == "uvicorn.error"]
+    assert [record.getMessage() for record in logged] == ["POST /api/predict failed"]
+    assert logged[0].exc_info[0] is ZeroDivisionError
 
 
 def test_past_max_pending_requests_wait_no_more_429(untrained_run, monkeypatch):
