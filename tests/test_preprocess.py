@@ -444,3 +444,56 @@ def test_a_blank_photo_is_refused_naming_its_file(size, tmp_path):
     with pytest.raises(NoDigitError) as e:
         to_mnist(path)
     assert str(e.value) == f"no digit found in {path}: the image is one flat shade"
+
+
+def noisy_photo(text: str, ink: int, paper, size=(320, 240), seed: int = 0) -> Image.Image:
+    """A digit photographed: `ink` on `paper` (a shade, or an array of shades (h, w) for uneven
+    light), with a camera's noise, so not a clean drawing of one exact paper shade."""
+    w, h = size
+    cover = (255 - np.asarray(draw_digit(text, size=size, ink=0, paper=255, font_size=150), np.float32)) / 255
+    gray = paper * (1 - cover) + ink * cover + np.random.default_rng(seed).normal(0, 3, (h, w))
+    return Image.fromarray(np.uint8(np.clip(gray, 0, 255)))
+
+
+@pytest.mark.parametrize("text", ["4", "7"])
+def test_a_photo_of_light_ink_on_dark_paper_is_read_the_right_way_round(text):
+    """Chalk on a board and pencil on paper, photographed (noise: the photo path, not a clean
+    drawing's): both come out light ink on black, the same digit."""
+    dark_ink, light_ink = to_mnist(noisy_photo(text, 30, 220)), to_mnist(noisy_photo(text, 220, 30))
+    assert similar(dark_ink, light_ink) > 0.98
+
+
+@pytest.mark.parametrize("text", ["0", "5"])
+def test_a_shadow_over_part_of_the_page_is_removed_not_doubled(text):
+    """A soft shadow over a corner of a photo (no quadratic follows it): the block-wise local
+    paper correction takes it away, and the ink comes out as on evenly lit paper (a correction
+    subtracted would double the shadow, read as ink)."""
+    from digitlearn.vision.prepare import clean
+
+    yy, xx = np.mgrid[0:240, 0:320] / np.array([240, 320])[:, None, None]
+    corner = 1 / (1 + np.exp(-(xx - 0.5) * 8)) / (1 + np.exp(-(yy - 0.45) * 8))
+    got, want = clean(noisy_photo(text, 35, 230 * (1 - 0.4 * corner))), clean(noisy_photo(text, 35, 230))
+    assert float(np.abs(got - want).max()) < 0.1
+
+
+@pytest.mark.parametrize("text", ["3", "8"])
+def test_quadratic_lighting_is_taken_away_whole(text):
+    """Light falling off as a quadratic in x and y with a cross term (a lamp off to one corner),
+    noiseless but for the camera's: the ink comes out as on evenly lit paper, to a few hundredths
+    (a coefficient of the lighting surface dropped, swapped or of the wrong sign leaves a ramp of
+    paper that the block-wise correction only partly removes)."""
+    from digitlearn.vision.prepare import clean
+
+    yy, xx = np.mgrid[0:240, 0:320] / np.array([240, 320])[:, None, None]
+    lamp = 235 * (1.0 - 0.45 * yy**2 - 0.25 * xx**2 + 0.3 * xx * yy - 0.2 * xx + 0.1 * yy)
+    got, want = clean(noisy_photo(text, 30, lamp)), clean(noisy_photo(text, 30, 235))
+    assert float(np.abs(got - want).max()) < 0.05
+
+
+def test_a_faint_digit_on_a_large_photo_is_found():
+    """A pale pencil digit on a large page (shrunk by blocks first): its blocks' means differ from
+    the paper by about a tenth, which is well over one flat shade's limit."""
+    page = np.asarray(draw_digit("5", size=(1200, 900), ink=200, paper=228, font_size=700), np.float32)
+    page = page + np.random.default_rng(0).normal(0, 1.5, page.shape)
+    x = to_mnist(Image.fromarray(np.uint8(np.clip(page, 0, 255))))
+    assert similar(x, to_mnist(draw_digit("5"))) > 0.9
