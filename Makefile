@@ -21,8 +21,10 @@ setup: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/digitlearn reproduce --out report
 
+# one worker per core (pytest-xdist), each with one PyTorch thread (tests/conftest.py): many tests
+# wait on a process, a socket or a deadline, and the others' work fills the time
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto
 
 notebook: $(STAMP)
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[notebook]'

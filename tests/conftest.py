@@ -19,6 +19,14 @@ def pytest_configure(config: pytest.Config) -> None:
     # Every test run gets its own cache home, so nothing depends on (or pollutes) ~/.cache.
     config._digitlearn_home = tempfile.mkdtemp(prefix="digitlearn-test-home-")
     os.environ["DIGITLEARN_HOME"] = config._digitlearn_home
+    if hasattr(config, "workerinput"):
+        # one of pytest-xdist's workers (`make test` starts one per core): one thread each, and
+        # for the programs it starts, or the workers' threads outnumber the cores and OpenMP's
+        # waiting threads slow every one of them many times over
+        import torch
+
+        torch.set_num_threads(1)
+        os.environ["OMP_NUM_THREADS"] = os.environ["DIGITLEARN_THREADS"] = "1"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
