@@ -104,14 +104,29 @@ def cases() -> dict[str, Image.Image]:
     # exactly 4 at the working size), a page pooled by 2, a strip thinner than a pooling block
     out["square_photo"] = photo(300, 300, "2", (50, 80, 200, 140), 10, 30, 225, seed=14)
     out["page_pooled_by_2"] = photo(600, 800, "7", (150, 300, 250, 180), 5, 30, lit[0, 0], seed=15)
+    out["small_on_page_pooled_by_2"] = photo(600, 800, "4", (400, 200, 70, 50), 4, 30, 220, seed=18)
     strip = np.full((2, 1400), 230.0)
     strip[:, 500:900] = 25
-    out["strip"] = image(strip)
+    out["strip"] = image(strip + np.random.default_rng(19).normal(0, 3, strip.shape))
+    column = np.full((1400, 2), 230.0)
+    column[600:800] = 25  # a short bar low in a tall strip: looked at again around it
+    out["column"] = image(column + np.random.default_rng(20).normal(0, 3, column.shape))
     # small, faint and noisy: the paper's noise sets the ink's floor; a dim room, the paper dark
     yy, xx = np.mgrid[0:100, 0:120] / np.array([100, 120])[:, None, None]
     out["small_faint_noisy"] = photo(100, 120, "5", (15, 35, 75, 55), 6, 150, 215 - 25 * xx, noise=5, seed=16)
     yy, xx = np.mgrid[0:240, 0:320] / np.array([240, 320])[:, None, None]
     out["dim_room"] = photo(240, 320, "4", (30, 100, 180, 120), 8, 2, 30 - 18 * xx, noise=0.8, seed=17)
+    # shadows the quadratic cannot follow: a sharp one at an edge the local paper's blocks do
+    # not tile, and in the corner of thumbnails (blocks of the least size)
+    yy, xx = np.mgrid[0:250, 0:330] / np.array([250, 330])[:, None, None]
+    edge = 230 * (1 - 0.45 / (1 + np.exp(-(xx - 0.85) * 25)))
+    out["shadow_at_the_edge"] = photo(250, 330, "0", (40, 99, 175, 99), 10, 35, edge, seed=3)
+    for h, w in [(56, 48), (50, 58)]:
+        yy, xx = np.mgrid[0:h, 0:w] / np.array([h, w])[:, None, None]
+        corner = 1 / (1 + np.exp(-(xx - 0.6) * 10)) / (1 + np.exp(-(yy - 0.6) * 10))
+        out[f"shaded_thumbnail_{h}x{w}"] = photo(
+            h, w, "0", (6, 10, h - 14, w - 20), 4, 20, 230 * (1 - 0.35 * corner), seed=9
+        )
     for width in (1, 3, 6):  # clean drawings (one exact paper shade): thickened by a disk of each size
         out[f"drawn_width_{width}"] = image(255 - 255 * pen(280, 280, "7", (30, 50, 220, 170), width))
     return out
