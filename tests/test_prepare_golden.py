@@ -64,6 +64,20 @@ def photo(h, w, digit, box, width, ink, paper, noise=3.0, seed=0) -> Image.Image
     return image(gray)
 
 
+def ruled_every(
+    h: int, w: int, every: int, thick: int, depth: float, margin: int | None = None
+) -> np.ndarray:
+    """A lit page (see `cases`) with lines `thick` pixels thick every `every`, `depth` darker, and
+    a vertical margin line at x = `margin`."""
+    yy, xx = np.mgrid[0:h, 0:w] / np.array([h, w])[:, None, None]
+    page = 235 * (1.0 - 0.2 * xx) * (1.0 - 0.05 * yy)
+    for t in range(thick):
+        page[every // 2 + t :: every] -= depth
+        if margin is not None:
+            page[:, margin + t] -= depth
+    return page
+
+
 def cases() -> dict[str, Image.Image]:
     """The pinned images, by name: each one exercises some of the preparation's stages."""
     yy, xx = np.mgrid[0:360, 0:480] / np.array([360, 480])[:, None, None]
@@ -97,6 +111,17 @@ def cases() -> dict[str, Image.Image]:
     out["tilted_ruled_thin_pen"] = photo(360, 480, "7", (60, 170, 240, 150), 3, 30, tilt, seed=10)
     out["ruled_thin_two"] = photo(360, 480, "2", (50, 160, 250, 170), 3, 30, ruled, seed=11)
     out["ruled_thin_five"] = photo(360, 480, "5", (45, 165, 270, 160), 4, 40, ruled - 20, seed=12)
+    # a thin pen's shallow diagonal, a portrait page with a margin, lines 18 px apart: the
+    # strokes across a line are bridged over it, the line's own pixels dropped
+    out["ruled_shallow_two"] = photo(
+        360, 480, "2", (60, 60, 220, 360), 3, 30, ruled_every(360, 480, 40, 2, 60), seed=21
+    )
+    out["ruled_portrait"] = photo(
+        400, 240, "7", (60, 30, 280, 180), 3, 30, ruled_every(400, 240, 30, 2, 50, 20), seed=24
+    )
+    out["ruled_close"] = photo(
+        360, 480, "5", (40, 100, 280, 280), 3, 30, ruled_every(360, 480, 18, 2, 45), seed=25
+    )
     thumb = 200 - 30 * np.mgrid[0:54, 0:72][1] / 72
     thumb[5::12] -= 50
     out["ruled_thumbnail"] = photo(54, 72, "4", (6, 22, 42, 30), 3, 20, thumb, seed=13)
