@@ -4,7 +4,9 @@ The preparation has many tuning values (the ruled-line finder's thresholds and f
 paper's noise multiples, block sizes, the thickening disk...) whose small changes the later
 stages mostly absorb, so no behavioural test can pin each one. This one pins what they make
 together: each image below (drawn with NumPy alone, so the same on every machine: no font, no
-JPEG) prepared to 28x28 must match `data/prepare_golden.npz` to `TOLERANCE`.
+JPEG) prepared to 28x28 must match `data/prepare_golden.npz` to `TOLERANCE`: that comparison is
+`test_preprocess.py::test_prepared_images_are_as_pinned`, in the file the mutation run
+(`[tool.mutmut]` in pyproject.toml) runs for prepare.py; this file makes the images and re-pins.
 
 A change here is a change in what users' images become. Before re-pinning, re-measure the
 number-reading benchmarks (docs/benchmarks.md) and say what moved. To re-pin:
@@ -166,18 +168,6 @@ def test_repin():
     """Writes the golden file from the preparation as it is (see the module's docstring)."""
     GOLDEN.parent.mkdir(exist_ok=True)
     np.savez_compressed(GOLDEN, **{k: v.astype(np.float32) for k, v in prepared().items()})
-
-
-def test_prepared_images_are_as_pinned():
-    """Each image's 28x28 preparation is the pinned one to TOLERANCE (max |diff| reported)."""
-    if os.environ.get("DIGITLEARN_REPIN") == "1":
-        pytest.skip("re-pinning")
-    want = np.load(GOLDEN)
-    got = prepared()
-    assert sorted(got) == sorted(want.files)
-    diffs = {name: float(np.abs(got[name] - want[name]).max()) for name in got}
-    worst = max(diffs, key=diffs.get)
-    assert diffs[worst] <= TOLERANCE, f"max |diff| {diffs[worst]:.4f} in {worst}: {diffs}"
 
 
 def test_the_pinned_images_are_digits():

@@ -497,3 +497,22 @@ def test_a_faint_digit_on_a_large_photo_is_found():
     page = page + np.random.default_rng(0).normal(0, 1.5, page.shape)
     x = to_mnist(Image.fromarray(np.uint8(np.clip(page, 0, 255))))
     assert similar(x, to_mnist(draw_digit("5"))) > 0.9
+
+
+def test_prepared_images_are_as_pinned():
+    """A characterization test: what `to_mnist` makes of a fixed, varied set of generated images
+    (tests/test_prepare_golden.py: photos lit unevenly, in shadow, ruled, noisy, faint, dim,
+    small on large pages, light on dark, strips, clean drawings of three pen widths) is the
+    pinned 28x28 of tests/data/prepare_golden.npz, to 1e-3 of black to white. It pins the tuning
+    values no behavioural test can (line-finder thresholds, noise multiples, block sizes, the
+    thickening disk). A change here is a change in what users' images become: re-measure the
+    number-reading benchmarks (docs/benchmarks.md) before re-pinning with
+    `DIGITLEARN_REPIN=1 .venv/bin/python -m pytest tests/test_prepare_golden.py`."""
+    from tests import test_prepare_golden as golden
+
+    want = np.load(golden.GOLDEN)
+    got = golden.prepared()
+    assert sorted(got) == sorted(want.files)
+    diffs = {name: float(np.abs(got[name] - want[name]).max()) for name in got}
+    worst = max(diffs, key=diffs.get)
+    assert diffs[worst] <= golden.TOLERANCE, f"max |diff| {diffs[worst]:.2e} in {worst}: {diffs}"
