@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from digitlearn import DigitlearnError
+from digitlearn.chapter import beside
 from digitlearn.chapter import reproduce as rp
 from digitlearn.cli import main
 from digitlearn.device import set_seed
@@ -181,6 +183,18 @@ def test_full_reproduce_passes_on_all_ten_digits(full_report):
     assert "Quick run" not in (out / "report.html").read_text()
 
 
+def test_steps_run_beside_keep_their_place(full_report):
+    """The full-MNIST steps run in a second process, and finish after the CNN run here: their
+    checks, times and figures still come in the chapter's order."""
+    _, _, out = full_report
+    results = json.loads((out / "results.json").read_text())
+    assert list(results["step_seconds"]) == [s.title for s in rp.STEPS]
+    full = [c["step"].split(":")[0] for c in results["checks"] if c["section"] == rp.FULL]
+    assert full == ["MNIST train / test images, ten digits", "baseline", "linear", "mlp", "lenet"]
+    assert {"means_mnist", "curves_linear_mnist", "curves_mlp_mnist"} <= set(results["figures"])
+    assert (out / "figures" / "means_mnist.png").read_bytes().startswith(b"\x89PNG")
+
+
 def test_full_reproduce_prints_the_chapters_figures(full_report):
     _, _, out = full_report
     results = json.loads((out / "results.json").read_text())
@@ -221,3 +235,20 @@ def test_full_report_has_every_picture_and_no_external_reference(full_report):
     for name in figures:
         assert f"figures/{name}.png" in md and (out / "figures" / f"{name}.png").is_file()
     assert html.count('src="data:image/png;base64,') == len(figures)
+
+
+def test_steps_run_beside_come_back_as_they_would_here():
+    """`reproduce` runs the full-MNIST steps in a second process (`beside`): what they find comes
+    back whole, and their error, or the process's end without an answer, is one line."""
+    got = beside.finish(beside.start("tests.beside_steps:run", ["finds"], 42, "cpu", 1))
+    step = got["steps"]["finds"]
+    assert [rp.Check(**c) for c in step["checks"]] == [rp.exact("sums", "1 + 1", "2", "2", 2)]
+    ((name, caption, fig),) = step["figures"]
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    assert (name, caption) == ("line", "A falling line.") and buf.getvalue().startswith(b"\x89PNG")
+    assert got["results"] == {"sums": {"two": 2}} and step["seconds"] >= 0
+    with pytest.raises(DigitlearnError, match=r"^mnist: no such file in the mirror$"):
+        beside.finish(beside.start("tests.beside_steps:run", ["finds", "fails"], 42, "cpu", 1))
+    with pytest.raises(DigitlearnError, match=r"ended \(status -6\) without an answer"):
+        beside.finish(beside.start("os:abort", [], 42, "cpu", 1))

@@ -6,7 +6,6 @@ never break the page.
 """
 
 import base64
-import io
 import itertools
 import json
 import multiprocessing
@@ -23,6 +22,7 @@ from .. import __version__
 from ..errors import DigitlearnError
 from ..files import atomic_dir
 from ..jsondata import jsonable
+from ..plots.charts import png_bytes
 from .reproduce import TOLERANCE, Reproduction
 
 # the report's sections of figures, in order: (title, figure names or name prefixes ending in "_")
@@ -45,17 +45,11 @@ class _Shown:
     data: str  # base64 PNG
 
 
-def _png(fig: Figure) -> bytes:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
-    return buf.getvalue()
-
-
 _FIGURES: list[Figure] = []  # the figures a forked drawing process inherits, not pickled
 
 
 def _png_of(i: int) -> bytes:
-    return _png(_FIGURES[i])
+    return png_bytes(_FIGURES[i])
 
 
 def _pngs(figures: list[Figure]) -> list[bytes]:
@@ -64,7 +58,7 @@ def _pngs(figures: list[Figure]) -> list[bytes]:
     per core), forked processes draw them side by side."""
     workers = min(torch.get_num_threads(), len(figures))
     if workers < 2 or "fork" not in multiprocessing.get_all_start_methods():
-        return [_png(fig) for fig in figures]
+        return [png_bytes(fig) for fig in figures]
     global _FIGURES
     _FIGURES = figures
     try:

@@ -24,7 +24,7 @@ from tqdm import tqdm  # not tqdm.auto: without ipywidgets it warns in notebooks
 
 from ..data.dataset import Dataset, load_dataset
 from ..data.loaders import DataLoader
-from ..device import set_seed
+from ..device import pick_device, set_seed
 from ..inference.interpret import Interpretation
 from ..jsondata import jsonable
 from ..models import linear1, simple_net
@@ -36,6 +36,7 @@ from ..training.losses import mnist_loss
 from ..training.metrics import batch_accuracy
 from ..training.optim import SGD, BasicOptim
 from ..training.recipes import default_recipe
+from . import beside
 from .baseline import PixelSimilarity, mnist_distance, rmse_distance
 
 TOLERANCE = 0.005  # how far below the chapter's accuracy a trained step may land and still pass
@@ -116,6 +117,7 @@ class Step:
     title: str
     run: Callable[[Context], object]  # what it returns is not used
     quick: bool = True  # part of `--quick`
+    beside: bool = False  # needs nothing the other steps make: may run in a second process
 
 
 # ---------------------------------------------------------------- mnist_sample: the chapter's steps
@@ -442,7 +444,7 @@ def _train_full(ctx: Context, name: str, beats: str = "", reach: float = 0.0, **
     recipe.fit(learn)
     title = f"{name} on MNIST ({n_params(learn.model):,} parameters, {recipe.epochs} epochs)"
     acc = _record(ctx, f"{name}_mnist", title, _learner_run(learn), "accuracy")
-    results = ctx.results["full_mnist"]
+    results = ctx.results.setdefault("full_mnist", {})
     results[name] = acc
     if beats:
         floor, rule = math.nextafter(results[beats], 1.0), f"pass > {beats} ({results[beats]:.4f})"
@@ -467,10 +469,10 @@ STEPS = [
     Step("simple_net with the Learner", _simple_net),
     Step("learning-rate finder", _lr_find),
     Step("ResNet on mnist_sample", _resnet_sample),
-    Step("full MNIST: data and baseline", _full_baseline, quick=False),
+    Step("full MNIST: data and baseline", _full_baseline, quick=False, beside=True),
     # 5 of the chapter's 20 epochs: near its best by then (0.917 against 0.924), in a quarter of the time
-    Step("full MNIST: linear", lambda ctx: _train_full(ctx, "linear", "baseline", epochs=5), quick=False),
-    Step("full MNIST: MLP", lambda ctx: _train_full(ctx, "mlp", "linear"), quick=False),
+    Step("full MNIST: linear", lambda ctx: _train_full(ctx, "linear", "baseline", epochs=5), False, True),
+    Step("full MNIST: MLP", lambda ctx: _train_full(ctx, "mlp", "linear"), quick=False, beside=True),
     Step("full MNIST: CNN", _full_cnn, quick=False),
 ]
 
@@ -507,24 +509,64 @@ class Reproduction:
 def reproduce(
     quick: bool = False, seed: int = 42, device: str = "auto", steps: list[Step] | None = None, log=print
 ) -> Reproduction:
-    """Run the chapter's steps in order (`quick`: mnist_sample only), with a progress display:
-    bars where they can redraw, else a line per step through `log`."""
+    """Run the chapter's steps (`quick`: mnist_sample only), with a progress display: bars where
+    they can redraw, else a line per step through `log`.
+
+    On a CPU, PyTorch's threads (one per core, unless set) are shared: the steps marked `beside`
+    run in a second process (`beside.py`) on half of them while the others run here on the rest,
+    so on two cores each side has one. The checks, figures and results come out in the steps'
+    order, and `--quick` runs its steps on as many threads as the whole run does: the same
+    numbers."""
     ctx = Context(seed=seed, device=device, quick=quick)
     todo = [s for s in (STEPS if steps is None else steps) if s.quick or not quick]
+    threads = torch.get_num_threads()
+    on_cpu = pick_device(device).type == "cpu"
+    away = [s for s in todo if s.beside and s in STEPS] if on_cpu and threads > 1 else []
+    here = [s for s in todo if s not in away]
     bars = interactive()
     bar = tqdm(total=len(todo), unit="step", leave=False, disable=not bars)
     say = bar.write if bars else log  # a line per step, above the bar when there is one
-    start, times = time.perf_counter(), {}
-    for k, step in enumerate(todo, 1):
-        bar.set_description(step.title)
-        t, first = time.perf_counter(), len(ctx.checks)
-        step.run(ctx)
-        times[step.title] = time.perf_counter() - t
-        failed = sum(not c.ok for c in ctx.checks[first:])
-        say(
-            f"[{k:>2}/{len(todo)}] {step.title}: {times[step.title]:.1f}s"
-            + (f", {failed} FAILED" if failed else "")
-        )
+    start, found = time.perf_counter(), {}
+
+    def done(step: Step, seconds: float, checks: list[Check], figures: list) -> None:
+        found[step.title] = (seconds, checks, figures)
+        failed = sum(not c.ok for c in checks)
+        line = f"[{len(found):>2}/{len(todo)}] {step.title}: {seconds:.1f}s"
+        say(line + (f", {failed} FAILED" if failed else ""))
         bar.update(1)
-    bar.close()
-    return Reproduction(ctx.checks, ctx.figures, ctx.results, quick, seed, time.perf_counter() - start, times)
+
+    titles = [s.title for s in away]
+    proc = beside.start(f"{__name__}:run_beside", titles, seed, device, threads // 2) if away else None
+    try:
+        if on_cpu:
+            torch.set_num_threads(threads - threads // 2)
+        for step in here:
+            bar.set_description(step.title)
+            t, checks, figures = time.perf_counter(), len(ctx.checks), set(ctx.figures)
+            step.run(ctx)
+            new = [(name, *ctx.figures[name]) for name in ctx.figures if name not in figures]
+            done(step, time.perf_counter() - t, ctx.checks[checks:], new)
+        if proc is not None:
+            bar.set_description("full MNIST, beside")
+            answer, proc = beside.finish(proc), None
+            for step in away:
+                got = answer["steps"][step.title]
+                done(step, got["seconds"], [Check(**c) for c in got["checks"]], got["figures"])
+            for section, values in answer["results"].items():
+                ctx.results.setdefault(section, {}).update(values)
+    finally:
+        torch.set_num_threads(threads)
+        if proc is not None:  # stopped early (an error, Ctrl-C): the other process goes too
+            proc.kill()
+            proc.wait()
+        bar.close()
+    ordered = [found[s.title] for s in todo]
+    checks = [c for _, step_checks, _ in ordered for c in step_checks]
+    figures = {name: (caption, fig) for _, _, step_figures in ordered for name, caption, fig in step_figures}
+    times = {s.title: found[s.title][0] for s in todo}
+    return Reproduction(checks, figures, ctx.results, quick, seed, time.perf_counter() - start, times)
+
+
+def run_beside() -> None:
+    """The second process's work (see `beside`): the steps it is asked for, found by title."""
+    beside.answer({s.title: s.run for s in STEPS}, Context)

@@ -169,6 +169,13 @@ def show_images(
     return fig
 
 
+def png_bytes(fig: Figure, dpi: int = 100) -> bytes:
+    """A figure as PNG bytes, at `dpi` (the report's pictures: 100)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    return buf.getvalue()
+
+
 def save_figure(fig: Figure, path: str | Path, dpi: int = 100) -> Path:
     """Save a figure atomically; the format comes from the file's extension."""
     path = Path(path)
