@@ -478,16 +478,17 @@ def test_a_shadow_over_part_of_the_page_is_removed_not_doubled(text):
 
 @pytest.mark.parametrize("text", ["3", "8"])
 def test_quadratic_lighting_is_taken_away_whole(text):
-    """Light falling off as a quadratic in x and y with a cross term (a lamp off to one corner),
-    noiseless but for the camera's: the ink comes out as on evenly lit paper, to a few hundredths
-    (a coefficient of the lighting surface dropped, swapped or of the wrong sign leaves a ramp of
-    paper that the block-wise correction only partly removes)."""
+    """Light falling off as a quadratic in x and y with a strong cross term (a lamp off to one
+    corner, the darkest paper at two fifths of the lightest): the ink comes out as on evenly lit paper
+    to under 0.03 (it does to about 0.015). The lighting surface drawn with a coefficient of the
+    wrong sign or in the wrong place, or fitted to x/y for xy, leaves a tilt of paper that the
+    block-wise correction after it only partly removes: 0.04 to 0.06 off."""
     from digitlearn.vision.prepare import clean
 
     yy, xx = np.mgrid[0:240, 0:320] / np.array([240, 320])[:, None, None]
-    lamp = 235 * (1.0 - 0.45 * yy**2 - 0.25 * xx**2 + 0.3 * xx * yy - 0.2 * xx + 0.1 * yy)
+    lamp = 235 * (1.0 - 0.6 * yy**2 - 0.5 * xx**2 + 0.6 * xx * yy - 0.1 * xx + 0.2 * yy)
     got, want = clean(noisy_photo(text, 30, lamp)), clean(noisy_photo(text, 30, 235))
-    assert float(np.abs(got - want).max()) < 0.05
+    assert float(np.abs(got - want).max()) < 0.03
 
 
 def test_a_faint_digit_on_a_large_photo_is_found():
