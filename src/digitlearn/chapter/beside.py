@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import json
+import signal
 import subprocess
 import sys
 import time
@@ -83,6 +84,9 @@ def answer(steps: dict[str, Callable], context: Callable[..., Any]) -> None:
 
     from ..plots.charts import png_bytes
 
+    # Ctrl-C reaches both processes, and the first decides: it stops its fit, or stops the whole
+    # run and this process with it
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     request = json.loads(sys.stdin.read())
     torch.set_num_threads(request["threads"])
     ctx = context(seed=request["seed"], device=request["device"])
