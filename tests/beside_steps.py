@@ -21,5 +21,5 @@ def _fails(ctx: Context) -> None:
     raise DigitlearnError("mnist: no such file in the mirror")
 
 
-def run() -> None:
-    beside.answer({"finds": _finds, "fails": _fails}, Context)
+def run(request: dict) -> None:
+    beside.answer(request, {"finds": _finds, "fails": _fails}, Context)

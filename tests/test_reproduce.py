@@ -250,5 +250,5 @@ def test_steps_run_beside_come_back_as_they_would_here():
     assert got["results"] == {"sums": {"two": 2}} and step["seconds"] >= 0
     with pytest.raises(DigitlearnError, match=r"^mnist: no such file in the mirror$"):
         beside.finish(beside.start("tests.beside_steps:run", ["finds", "fails"], 42, "cpu", 1))
-    with pytest.raises(DigitlearnError, match=r"ended \(status -6\) without an answer"):
-        beside.finish(beside.start("os:abort", [], 42, "cpu", 1))
+    with pytest.raises(DigitlearnError, match=r"ended \(status 1\) without an answer"):
+        beside.finish(beside.start("sys:exit", [], 42, "cpu", 1))  # sys.exit(request): status 1

@@ -43,15 +43,15 @@ class Drawn:
 def start(entry: str, titles: list[str], seed: int, device: str, threads: int) -> subprocess.Popen:
     """A Python process that runs the steps called `titles` on `threads` threads; `finish` reads it.
 
-    `entry` ("module:function", the caller's own) is what the process runs: a function that calls
-    `answer` with the steps."""
+    `entry` ("module:function", the caller's own) is what the process runs: a function that takes
+    the request and calls `answer` with it and the steps. The process imports from this one's
+    `sys.path`, in isolated mode (`-I`): a stray `random.py` in the working folder is not imported
+    in place of the library's."""
     module, function = entry.split(":")
-    proc = subprocess.Popen(
-        [sys.executable, "-c", f"from {module} import {function}; {function}()"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-    )
-    request = {"titles": titles, "seed": seed, "device": device, "threads": threads}
+    code = "import json, sys; r = json.load(sys.stdin); sys.path[:] = r['path']; "
+    code += f"from {module} import {function}; {function}(r)"
+    proc = subprocess.Popen([sys.executable, "-I", "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    request = {"titles": titles, "seed": seed, "device": device, "threads": threads, "path": sys.path}
     try:
         proc.stdin.write(json.dumps(request).encode())
         proc.stdin.close()
@@ -77,9 +77,9 @@ def finish(proc: subprocess.Popen) -> dict:
     return answer
 
 
-def answer(steps: dict[str, Callable], context: Callable[..., Any]) -> None:
-    """In the second process: run the steps `start` asked for (`steps`: each title's run function)
-    in a `context(seed=, device=)`, then answer on stdout."""
+def answer(request: dict, steps: dict[str, Callable], context: Callable[..., Any]) -> None:
+    """In the second process: run the steps `start`'s `request` names (`steps`: each title's run
+    function) in a `context(seed=, device=)`, then answer on stdout."""
     import torch
 
     from ..plots.charts import png_bytes
@@ -87,7 +87,6 @@ def answer(steps: dict[str, Callable], context: Callable[..., Any]) -> None:
     # Ctrl-C reaches both processes, and the first decides: it stops its fit, or stops the whole
     # run and this process with it
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    request = json.loads(sys.stdin.read())
     torch.set_num_threads(request["threads"])
     ctx = context(seed=request["seed"], device=request["device"])
     done = {}

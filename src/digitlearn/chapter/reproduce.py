@@ -567,6 +567,6 @@ def reproduce(
     return Reproduction(checks, figures, ctx.results, quick, seed, time.perf_counter() - start, times)
 
 
-def run_beside() -> None:
-    """The second process's work (see `beside`): the steps it is asked for, found by title."""
-    beside.answer({s.title: s.run for s in STEPS}, Context)
+def run_beside(request: dict) -> None:
+    """The second process's work (see `beside`): the steps `request` names, found by title."""
+    beside.answer(request, {s.title: s.run for s in STEPS}, Context)
