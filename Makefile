@@ -24,7 +24,7 @@ demo: $(STAMP)
 # one worker per core (pytest-xdist), each with one PyTorch thread (tests/conftest.py): many tests
 # wait on a process, a socket or a deadline, and the others' work fills the time
 test: $(STAMP)
-	$(BIN)/python -m pytest -n auto
+	$(BIN)/python -m pytest -n auto --dist loadfile
 
 notebook: $(STAMP)
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[notebook]'

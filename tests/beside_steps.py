@@ -1,6 +1,6 @@
 """Steps that tests/test_reproduce.py runs in a second process through `beside` (an entry
 "tests.beside_steps:run"): one finds a check, a figure and a result, one fails as a user's
-missing data does."""
+missing data does, one has a bug."""
 
 from matplotlib.figure import Figure
 
@@ -21,5 +21,9 @@ def _fails(ctx: Context) -> None:
     raise DigitlearnError("mnist: no such file in the mirror")
 
 
+def _breaks(ctx: Context) -> None:
+    {}["a key"]  # a bug: a KeyError
+
+
 def run(request: dict) -> None:
-    beside.answer(request, {"finds": _finds, "fails": _fails}, Context)
+    beside.answer(request, {"finds": _finds, "fails": _fails, "breaks": _breaks}, Context)

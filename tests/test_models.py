@@ -139,3 +139,12 @@ def test_max_pool2_gives_max_pools_numbers_with_and_without_gradients(shape):
         (out * weights).sum().backward()
         (nn.functional.max_pool2d(theirs, 2) * weights).sum().backward()
         assert torch.equal(ours.grad, theirs.grad)
+
+
+def test_max_pool2_records_the_librarys_pool_when_traced():
+    """Tracing (as TorchScript and ONNX export do, without gradients) records one max_pool2d, as
+    nn.MaxPool2d's model would hold, not the elementwise maxima used to score."""
+    with torch.no_grad():
+        traced = torch.jit.trace(nn.Sequential(MaxPool2()), torch.randn(1, 1, 4, 4))
+    graph = str(traced.inlined_graph)
+    assert "aten::max_pool2d" in graph and "aten::maximum" not in graph

@@ -10,6 +10,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+import torch
 
 from digitlearn import DigitlearnError
 from digitlearn.chapter import beside
@@ -162,8 +163,12 @@ def full_report(mnist, tmp_path_factory) -> tuple[int, str, Path]:
     whole chapter; `--quick` runs a subset of its steps): exit status, what it printed, its folder."""
     out = tmp_path_factory.mktemp("reproduce") / "report"
     printed = io.StringIO()
-    with contextlib.redirect_stdout(printed):
-        code = main(["reproduce", "--out", str(out)])
+    threads = torch.get_num_threads()
+    try:
+        with contextlib.redirect_stdout(printed):  # two threads: one here, one in the second process
+            code = main(["reproduce", "--threads", "2", "--out", str(out)])
+    finally:
+        torch.set_num_threads(threads)  # what the command set stays in this process
     return code, printed.getvalue(), out
 
 
@@ -237,7 +242,7 @@ def test_full_report_has_every_picture_and_no_external_reference(full_report):
     assert html.count('src="data:image/png;base64,') == len(figures)
 
 
-def test_steps_run_beside_come_back_as_they_would_here():
+def test_steps_run_beside_come_back_as_they_would_here(tmp_path):
     """`reproduce` runs the full-MNIST steps in a second process (`beside`): what they find comes
     back whole, and their error, or the process's end without an answer, is one line."""
     got = beside.finish(beside.start("tests.beside_steps:run", ["finds"], 42, "cpu", 1))
@@ -247,8 +252,12 @@ def test_steps_run_beside_come_back_as_they_would_here():
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
     assert (name, caption) == ("line", "A falling line.") and buf.getvalue().startswith(b"\x89PNG")
+    fig.savefig(tmp_path / "line.png")  # by path, as a matplotlib figure saves
+    assert (tmp_path / "line.png").read_bytes() == buf.getvalue()
     assert got["results"] == {"sums": {"two": 2}} and step["seconds"] >= 0
     with pytest.raises(DigitlearnError, match=r"^mnist: no such file in the mirror$"):
         beside.finish(beside.start("tests.beside_steps:run", ["finds", "fails"], 42, "cpu", 1))
+    with pytest.raises(DigitlearnError, match=r"^KeyError in the second process of steps: 'a key'$"):
+        beside.finish(beside.start("tests.beside_steps:run", ["breaks"], 42, "cpu", 1))
     with pytest.raises(DigitlearnError, match=r"ended \(status 1\) without an answer"):
         beside.finish(beside.start("sys:exit", [], 42, "cpu", 1))  # sys.exit(request): status 1

@@ -514,14 +514,15 @@ def reproduce(
 
     On a CPU, PyTorch's threads (one per core, unless set) are shared: the steps marked `beside`
     run in a second process (`beside.py`) on half of them while the others run here on the rest,
-    so on two cores each side has one. The checks, figures and results come out in the steps'
-    order, and `--quick` runs its steps on as many threads as the whole run does: the same
-    numbers."""
+    so on two cores each side has one. The checks, times and figures come out in the steps'
+    order. `--quick` runs its steps on as many threads as a whole run gives this side, so they
+    print the same numbers in both."""
     ctx = Context(seed=seed, device=device, quick=quick)
     todo = [s for s in (STEPS if steps is None else steps) if s.quick or not quick]
     threads = torch.get_num_threads()
     on_cpu = pick_device(device).type == "cpu"
-    away = [s for s in todo if s.beside and s in STEPS] if on_cpu and threads > 1 else []
+    split = on_cpu and threads > 1 and beside.available()
+    away = [s for s in todo if s.beside and s in STEPS] if split else []
     here = [s for s in todo if s not in away]
     bars = interactive()
     bar = tqdm(total=len(todo), unit="step", leave=False, disable=not bars)
@@ -535,9 +536,11 @@ def reproduce(
         say(line + (f", {failed} FAILED" if failed else ""))
         bar.update(1)
 
-    titles = [s.title for s in away]
-    proc = beside.start(f"{__name__}:run_beside", titles, seed, device, threads // 2) if away else None
+    proc = None
     try:
+        if away:
+            titles = [s.title for s in away]
+            proc = beside.start(f"{__name__}:run_beside", titles, seed, device, threads // 2)
         if on_cpu:
             torch.set_num_threads(threads - threads // 2)
         for step in here:
@@ -557,8 +560,7 @@ def reproduce(
     finally:
         torch.set_num_threads(threads)
         if proc is not None:  # stopped early (an error, Ctrl-C): the other process goes too
-            proc.kill()
-            proc.wait()
+            beside.stop(proc)
         bar.close()
     ordered = [found[s.title] for s in todo]
     checks = [c for _, step_checks, _ in ordered for c in step_checks]

@@ -37,7 +37,10 @@ class MaxPool2(nn.MaxPool2d):
         super().__init__(2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if torch.is_grad_enabled() and x.requires_grad:
+        # the library's pool where a gradient may be wanted, and where a graph is being recorded
+        # (an exported model then holds one MaxPool operator, as nn.MaxPool2d's does)
+        recording = torch.jit.is_tracing() or torch.compiler.is_compiling()
+        if recording or (torch.is_grad_enabled() and x.requires_grad):
             return super().forward(x)
         h, w = x.shape[-2] // 2 * 2, x.shape[-1] // 2 * 2  # an odd last row or column is dropped
         rows = torch.maximum(x[..., 0:h:2, :w], x[..., 1:h:2, :w])
