@@ -5,7 +5,10 @@ import io
 import itertools
 import json
 import math
+import os
 import re
+import signal
+import threading
 from dataclasses import replace
 from pathlib import Path
 
@@ -261,3 +264,17 @@ def test_steps_run_beside_come_back_as_they_would_here(tmp_path):
         beside.finish(beside.start("tests.beside_steps:run", ["breaks"], 42, "cpu", 1))
     with pytest.raises(DigitlearnError, match=r"ended \(status 1\) without an answer"):
         beside.finish(beside.start("sys:exit", [], 42, "cpu", 1))  # sys.exit(request): status 1
+
+
+def test_ctrl_c_in_a_trained_step_stops_the_chapter(sample):
+    """Ctrl-C stops a Learner's fit at the end of a batch; the chapter then stops too (the CLI
+    says so in one line), rather than checking a half-trained model or failing on its history."""
+    simple_net = [s for s in rp.STEPS if s.title == "simple_net with the Learner"]
+    timer = threading.Timer(0.8, os.kill, (os.getpid(), signal.SIGINT))  # inside its 40 epochs
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            rp.reproduce(quick=True, steps=simple_net, log=lambda line: None)
+    finally:
+        timer.cancel()
+        timer.join()

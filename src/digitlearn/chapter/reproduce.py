@@ -347,6 +347,10 @@ def _linear_basic_optim(ctx: Context) -> None:
 
 
 def _learner_run(learn: Learner) -> dict:
+    # Ctrl-C stops a Learner's fit at the end of a batch, keeping what it learned; a checked step
+    # of a half-trained model would mean nothing, so the chapter stops there (one line, status 130)
+    if learn.interrupted:
+        raise KeyboardInterrupt
     return {"losses": learn.recorder.losses, "history": learn.recorder.history}
 
 
