@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 
 import httpx2 as httpx
 import numpy as np
@@ -333,3 +334,27 @@ def test_a_body_without_a_length_is_cut_off_at_the_limit(client):
     assert r.status_code == 413 and "over the limit of 200,000 bytes" in r.json()["detail"]
     small = client.post("/api/predict", content=iter([encoded(draw_digit("4"))]), headers=PNG)
     assert small.status_code == 200
+
+
+def test_an_error_after_the_answer_began_is_not_answered_again(untrained_run, caplog):
+    """Half an answer cannot be mended: an error after the response started (after its first part,
+    or before it but after the status went out) goes on to the server, which closes the connection,
+    rather than a second answer on the same one."""
+    from fastapi.responses import StreamingResponse
+
+    app = create_app(Predictor.load(untrained_run))
+
+    def half() -> Iterator[bytes]:
+        yield b"the first half"
+        raise RuntimeError("the second half failed")
+
+    def none() -> Iterator[bytes]:
+        raise RuntimeError("the first part failed")
+        yield b"never"
+
+    app.get("/half")(lambda: StreamingResponse(half()))
+    app.get("/none")(lambda: StreamingResponse(none()))
+    for path, error in (("/half", "the second half failed"), ("/none", "the first part failed")):
+        with pytest.raises(RuntimeError, match=f"^{error}$"):
+            TestClient(app).get(path)
+    assert not [r for r in caplog.records if r.getMessage().endswith("failed")]  # no 500 logged
