@@ -47,6 +47,15 @@ class Drawn:
         return self.png
 
 
+def run_step(run: Callable[[Any], object], ctx: Any) -> tuple[float, list, list[tuple[str, str, Any]]]:
+    """Run one step on `ctx`: its seconds, the checks it added, and the figures it added as
+    (name, caption, figure). The same in either process."""
+    checks, figures, t = len(ctx.checks), set(ctx.figures), time.perf_counter()
+    run(ctx)
+    new = [(name, *ctx.figures[name]) for name in ctx.figures if name not in figures]
+    return time.perf_counter() - t, ctx.checks[checks:], new
+
+
 def available() -> bool:
     """Whether a second Python process can be started: not from a frozen or embedded program,
     where `sys.executable` is not a Python that takes `-c`."""
@@ -118,17 +127,9 @@ def answer(request: dict, steps: dict[str, Callable], context: Callable[..., Any
     done = {}
     try:
         for title in request["titles"]:
-            checks, figures, t = len(ctx.checks), set(ctx.figures), time.perf_counter()
-            steps[title](ctx)
-            done[title] = {
-                "seconds": time.perf_counter() - t,
-                "checks": [asdict(c) for c in ctx.checks[checks:]],
-                "figures": [
-                    (name, caption, base64.b64encode(png_bytes(fig)).decode("ascii"))
-                    for name, (caption, fig) in ctx.figures.items()
-                    if name not in figures
-                ],
-            }
+            seconds, checks, figures = run_step(steps[title], ctx)
+            pngs = [(name, text, base64.b64encode(png_bytes(f)).decode("ascii")) for name, text, f in figures]
+            done[title] = {"seconds": seconds, "checks": [asdict(c) for c in checks], "figures": pngs}
         found = {"steps": done, "results": ctx.results}
     except DigitlearnError as e:  # a user's mistake, such as data not found: its one line
         found = {"error": str(e)}

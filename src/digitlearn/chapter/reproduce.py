@@ -549,10 +549,7 @@ def reproduce(
             torch.set_num_threads(threads - threads // 2)
         for step in here:
             bar.set_description(step.title)
-            t, checks, figures = time.perf_counter(), len(ctx.checks), set(ctx.figures)
-            step.run(ctx)
-            new = [(name, *ctx.figures[name]) for name in ctx.figures if name not in figures]
-            done(step, time.perf_counter() - t, ctx.checks[checks:], new)
+            done(step, *beside.run_step(step.run, ctx))
         if proc is not None:
             bar.set_description("full MNIST, beside")
             answer, proc = beside.finish(proc), None
