@@ -51,16 +51,27 @@ def workers_in_process_under_mutation():
         return
     import pickle
 
-    from digitlearn.inference.workers import Workers
+    from digitlearn.inference import serve
 
-    async def run(self, fn, *args):
-        fn, args = pickle.loads(pickle.dumps((fn, args)))
-        return pickle.loads(pickle.dumps(fn(*args)))
+    class WorkersInProcess:
+        """`Workers`' public face, its work done here: the processes' count kept as theirs is."""
+
+        def __init__(self, count: int, preload=()) -> None:
+            self.count, self.preload, self.running = count, list(preload), 0
+
+        def start(self) -> None:
+            self.running = self.count
+
+        async def run(self, fn, *args):
+            self.running = self.running or 1  # a first call starts a worker when none has been
+            fn, args = pickle.loads(pickle.dumps((fn, args)))
+            return pickle.loads(pickle.dumps(fn(*args)))
+
+        def close(self) -> None:
+            self.running = 0
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(Workers, "start", lambda self: None)
-        patch.setattr(Workers, "run", run)
-        patch.setattr(Workers, "close", lambda self: None)
+        patch.setattr(serve, "Workers", WorkersInProcess)
         yield
 
 

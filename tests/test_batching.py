@@ -71,6 +71,18 @@ def test_a_bug_in_the_model_fails_its_batch():
     assert all(isinstance(r, ZeroDivisionError) for r in results)
 
 
+def test_workers_start_at_a_first_call_or_all_at_once_and_close():
+    workers = Workers(2)
+    assert workers.running == 0
+    try:
+        assert asyncio.run(workers.run(math.hypot, 3, 4)) == 5 and workers.running == 1
+        workers.start()
+        assert workers.running == 2
+    finally:
+        workers.close()
+    assert workers.running == 0
+
+
 @pytest.fixture(scope="module")
 def workers():
     workers = Workers(2)

@@ -70,6 +70,16 @@ def test_page_and_health(client, untrained_run):
     assert TestClient(create_app(bare)).get("/health").json()["run"] is None
 
 
+def test_the_apps_workers_start_with_it_and_stop_after_it(untrained_run):
+    app = create_app(Predictor.load(untrained_run), Limits(workers=2))
+    workers = app.state.workers
+    # they load the server's module once, before the first call, not each at its first image
+    assert workers.preload == ["digitlearn.inference.serve"] and workers.running == 0
+    with TestClient(app):  # the app's lifespan: every worker is up before the first request
+        assert workers.running == 2
+    assert workers.running == 0
+
+
 def test_predict_from_bytes_and_from_a_data_url(client, untrained_run):
     data = encoded(draw_digit("3"))
     expected = Predictor.load(untrained_run).predict(data)

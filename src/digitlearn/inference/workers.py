@@ -73,6 +73,11 @@ class Workers:
         self._started = 0
         self._waiting: collections.deque[asyncio.Future] = collections.deque()  # calls waiting for a worker
 
+    @property
+    def running(self) -> int:
+        """Worker processes started and not yet closed (or found dead)."""
+        return self._started
+
     def start(self) -> None:
         """Start every worker now (a request would otherwise wait for its worker's start)."""
         while self._started < self.count:
