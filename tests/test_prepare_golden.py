@@ -26,7 +26,21 @@ from PIL import Image
 from digitlearn import to_mnist
 
 GOLDEN = Path(__file__).parent / "data" / "prepare_golden.npz"
-TOLERANCE = 1e-3  # of black (0) to white (1): float noise between platforms is far below it
+# How close each image must come to its pin, of black (0) to white (1). Float noise between
+# platforms is a rounding in the last bits (NumPy's SIMD loops sum in other orders, BLAS solves
+# differ): moving every input pixel by 1e-6 moves these images' results by at most 2.5e-6, so 1e-5
+# keeps a margin, and pins the tuning values that move a result by less than a pixel's rounding
+TOLERANCE = 1e-5
+# small and noisy images, whose paper's noise comes from few pixels and sets the ink's floor: the
+# same 1e-6 moves them by 4e-6 to 1.7e-4, so they are pinned to 1e-3
+LOOSE = {
+    "small_faint_noisy": 1e-3,
+    "small_noisy_lamp": 1e-3,
+    "dim_room": 1e-3,
+    "ruled_thumbnail": 1e-3,
+    "shaded_thumbnail_56x48": 1e-3,
+    "shaded_thumbnail_50x58": 1e-3,
+}
 
 # digits as pen strokes: polylines in unit coordinates (x, y) of the digit's box
 _t = np.linspace(0, 2 * np.pi, 40)
@@ -141,6 +155,10 @@ def cases() -> dict[str, Image.Image]:
     # small, faint and noisy: the paper's noise sets the ink's floor; a dim room, the paper dark
     yy, xx = np.mgrid[0:100, 0:120] / np.array([100, 120])[:, None, None]
     out["small_faint_noisy"] = photo(100, 120, "5", (15, 35, 75, 55), 6, 150, 215 - 25 * xx, noise=5, seed=16)
+    # smaller still, noisier and lit from a corner: its paper's noise measured on every pixel
+    yy, xx = np.mgrid[0:70, 0:80] / np.array([70, 80])[:, None, None]
+    corner_lamp = 235 * (1.0 - 0.45 * yy**2 - 0.35 * xx + 0.3 * xx * yy)
+    out["small_noisy_lamp"] = photo(70, 80, "2", (8, 20, 52, 40), 3, corner_lamp * 0.47, corner_lamp, 10, 63)
     yy, xx = np.mgrid[0:240, 0:320] / np.array([240, 320])[:, None, None]
     out["dim_room"] = photo(240, 320, "4", (30, 100, 180, 120), 8, 2, 30 - 18 * xx, noise=0.8, seed=17)
     # shadows the quadratic cannot follow: a sharp one at an edge the local paper's blocks do

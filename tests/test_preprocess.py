@@ -504,9 +504,10 @@ def test_prepared_images_are_as_pinned():
     """A characterization test: what `to_mnist` makes of a fixed, varied set of generated images
     (tests/test_prepare_golden.py: photos lit unevenly, in shadow, ruled, noisy, faint, dim,
     small on large pages, light on dark, strips, clean drawings of three pen widths) is the
-    pinned 28x28 of tests/data/prepare_golden.npz, to 1e-3 of black to white. It pins the tuning
-    values no behavioural test can (line-finder thresholds, noise multiples, block sizes, the
-    thickening disk). A change here is a change in what users' images become: re-measure the
+    pinned 28x28 of tests/data/prepare_golden.npz, to 1e-5 of black to white (small noisy images,
+    whose noise estimate amplifies float rounding, to 1e-3). It pins the tuning values no
+    behavioural test can (line-finder thresholds, noise multiples, block sizes, the thickening
+    disk, the fits' sample grids). A change here is a change in what users' images become: re-measure the
     number-reading benchmarks (docs/benchmarks.md) before re-pinning with
     `DIGITLEARN_REPIN=1 .venv/bin/python -m pytest tests/test_prepare_golden.py`."""
     from tests import test_prepare_golden as golden
@@ -514,6 +515,7 @@ def test_prepared_images_are_as_pinned():
     want = np.load(golden.GOLDEN)
     got = golden.prepared()
     assert sorted(got) == sorted(want.files)
-    diffs = {name: float(np.abs(got[name] - want[name]).max()) for name in got}
-    worst = max(diffs, key=diffs.get)
-    assert diffs[worst] <= golden.TOLERANCE, f"max |diff| {diffs[worst]:.2e} in {worst}: {diffs}"
+    # each image's largest difference, as a share of what it may be
+    over = {n: float(np.abs(got[n] - want[n]).max()) / golden.LOOSE.get(n, golden.TOLERANCE) for n in got}
+    worst = max(over, key=over.get)
+    assert over[worst] <= 1, f"{worst} is {over[worst]:.2g} times as far from its pin as it may be: {over}"

@@ -435,7 +435,12 @@ def _pooled(a: np.ndarray, name: str, size: int = FIND_SIZE) -> np.ndarray:
     if min(a.shape) < k:  # a thin strip: its short side repeated up to one block, not cut to nothing
         a = np.pad(a, [(0, max(0, k - n)) for n in a.shape], mode="edge")
     a = a[: a.shape[0] // k * k, : a.shape[1] // k * k]
-    _, inverted = _polarity(_blocks(a, k, np.add) / k**2, name)  # the ink's side, from the blocks' means
+    # the ink's side, as `_ink_is_dark` finds it, from the blocks' sums: their means scaled, which
+    # cannot change which side lies further from the paper. Whether anything stands out at all is
+    # for the pooled page to say: a stroke thinner than a block keeps its contrast there
+    sums = _blocks(a, k, np.add)
+    paper = _border_shade(sums)
+    inverted = paper - float(sums.min()) > float(sums.max()) - paper
     return _blocks(a, k, np.minimum if inverted else np.maximum)
 
 
