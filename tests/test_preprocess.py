@@ -519,3 +519,87 @@ def test_prepared_images_are_as_pinned():
     over = {n: float(np.abs(got[n] - want[n]).max()) / golden.LOOSE.get(n, golden.TOLERANCE) for n in got}
     worst = max(over, key=over.get)
     assert over[worst] <= 1, f"{worst} is {over[worst]:.2g} times as far from its pin as it may be: {over}"
+
+
+# ---------------------------------------------------------------- ruled lines at their limits
+# (mutation testing: docs/architecture.md): where a ruled line is told from a stroke, how its
+# pixels are joined, and how far the bridge over a removed line reaches
+
+
+def scan(width: int, height: int) -> np.ndarray:
+    """Paper scanned clean: lit a little unevenly (so not one flat shade: read as a photo, its lines
+    looked for), without noise, so the line finder sees the pixels drawn and no others (float, 0-255)."""
+    return 235 * np.linspace(1.0, 0.85, width)[None, :] * np.linspace(1.0, 0.95, height)[:, None]
+
+
+def with_digit(paper: np.ndarray, text: str, font_size: int) -> Image.Image:
+    """`text` written in dark ink in the middle of `paper`."""
+    h, w = paper.shape
+    digit = draw_digit(text, size=(w, h), ink=0, paper=255, font_size=font_size)
+    cover = (255 - np.asarray(digit, np.float32)) / 255
+    return Image.fromarray(np.uint8(np.clip(paper * (1 - cover) + 30 * cover, 0, 255)))
+
+
+def ink_only_within_columns_of(got: np.ndarray, want: np.ndarray) -> bool:
+    """Whether all of `got`'s ink lies within the columns that `want`'s ink spans."""
+    cols = np.flatnonzero((want > 0).any(0))
+    return not got[:, : cols[0]].any() and not got[:, cols[-1] + 1 :].any()
+
+
+@pytest.mark.parametrize("length", [90, 89])
+def test_a_line_across_nine_tenths_of_the_page_is_ruled_and_a_shorter_one_is_a_stroke(length):
+    """A ruled line is a horizontal structure spanning at least nine tenths of the page's width (a
+    digit's stroke spans less). On a page 100 px wide, a line 90 px long through a "1" is removed,
+    nothing of it left beside the digit; one 89 px long is a stroke of the digit, and kept whole."""
+    from digitlearn.vision.prepare import clean
+
+    page = scan(100, 80)
+    page[40:42, 5 : 5 + length] -= 60
+    got, want = clean(with_digit(page, "1", 60)), clean(with_digit(scan(100, 80), "1", 60))
+    if length == 90:
+        assert ink_only_within_columns_of(got, want)
+    else:
+        assert float(got[40:42, 5 : 5 + length].min()) > 0
+
+
+def test_a_slanted_line_in_stair_steps_is_one_ruled_line():
+    """A ruled line photographed a little turned and shrunk without smoothing (nearest neighbour), on
+    a page small enough that the cleaning's smoothing does not blur it: one pixel thin, it steps down
+    a row every 20 px, each step touching the last only at a corner. Pixels are joined corner to
+    corner into lines, so it is one line across the page, and removed: nothing of it is left beside
+    the "1" it crosses (joined only side by side, it would be five short strokes of the digit)."""
+    from digitlearn.vision.prepare import clean
+
+    page = scan(100, 80)
+    for x in range(100):
+        page[30 + x // 20, x] -= 70
+    got, want = clean(with_digit(page, "1", 60)), clean(with_digit(scan(100, 80), "1", 60))
+    assert ink_only_within_columns_of(got, want)
+
+
+@pytest.mark.parametrize(
+    "height,skipped,joined",
+    [(200, 0, True), (200, 6, True), (200, 7, False), (240, 8, True), (240, 9, False)],
+)
+def test_a_stroke_is_joined_through_a_ruled_line_as_far_as_the_bridge_reaches(height, skipped, joined):
+    """A thin pencil stroke down to a ruled line (2 px, fainter than the pencil), going on below it
+    after `skipped` rows of paper (0: it crosses the line; more: the pen skipped). The line is
+    removed with its soft edges and a pixel's margin, 6 rows, except under a stroke whose ink above
+    and below them has at most 2 * max(4, 2% of the page's height) + 2 rows between (the bridge):
+    there the line's pixels stay, the stroke joined through the line. Here that is skipped + 4 rows
+    (at least 6): up to 6 skipped on a page under 226 px tall (10 rows), 8 on a taller one (12).
+    Further apart, the strokes stay two, and the line under the upper one is removed as everywhere
+    else along it. Either way, both strokes are kept whole."""
+    from digitlearn.vision.prepare import clean
+
+    x, y = 128, height // 2  # the stroke's column; the line's first row
+    page = lit_page(256, height)
+    page[y : y + 2] -= 30
+    stroke = Image.new("L", (256, height), 0)
+    ImageDraw.Draw(stroke).line([(x, 40), (x, y - 1)], fill=255)
+    ImageDraw.Draw(stroke).line([(x, y + 2 + skipped), (x, height - 40)], fill=255)
+    cover = np.asarray(stroke, np.float32) / 255
+    got = clean(Image.fromarray(np.uint8(np.clip(page * (1 - cover) + 170 * cover, 0, 255))))
+    assert float(got[42 : y - 3, x].min()) > 0 and float(got[y + 5 + skipped : height - 42, x].min()) > 0
+    under = got[y : y + 2, x]  # the line's own rows, under the stroke
+    assert bool((under > 0).all()) if joined else not under.any()
