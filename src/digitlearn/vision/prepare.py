@@ -313,18 +313,18 @@ def _line_pixels(ink: np.ndarray, level: float) -> np.ndarray:
     # A thin stroke that touches a line joins its structure, and a flat part of it (a 7's bar,
     # away from the line) would pass for line. The line itself is made of long horizontal runs:
     # the structure's pixels in runs of 11 once it is thickened a row each way (a slanted line's
-    # steps then run on into each other; a steep stroke stays short), joined corner to corner
-    # and across small breaks. Runs so joined that span the width, and
-    # the pixels next to them, are the line; the rest is strokes
+    # steps then run on into each other; a steep stroke stays short), joined corner to corner.
+    # Runs so joined that span the width, and the pixels next to them, are the line; the rest
+    # is strokes
     band = ndimage.binary_dilation(lines, structure=np.ones((3, 1), bool))
     # a faint line's dashes closed up (by hand: SciPy's closing would erode the line's ends away)
     bar = np.ones((1, 5), bool)
     band = ndimage.binary_erosion(ndimage.binary_dilation(band, bar), bar, border_value=1)
     runs = ndimage.binary_opening(band, structure=np.ones((1, 11), bool)) & lines
-    joined, _ = ndimage.label(ndimage.binary_dilation(runs, np.ones((1, 9), bool)), structure=np.ones((3, 3)))
+    joined, _ = ndimage.label(runs, structure=np.ones((3, 3)))
     spans = ndimage.find_objects(joined)
     track = np.isin(joined, [i + 1 for i, s in enumerate(spans) if s and s[1].stop - s[1].start >= 0.9 * w])
-    lines &= ndimage.binary_dilation(track & runs, structure=np.ones((3, 3), bool))
+    lines &= ndimage.binary_dilation(track, structure=np.ones((3, 3), bool))
     thick = ndimage.binary_opening(lines, structure=np.ones((max(4, round(0.02 * h)) + 1, 1), bool))
     return lines & ~thick
 
