@@ -324,7 +324,7 @@ def _line_pixels(ink: np.ndarray, level: float) -> np.ndarray:
     joined, _ = ndimage.label(runs, structure=np.ones((3, 3)))
     spans = ndimage.find_objects(joined)
     track = np.isin(joined, [i + 1 for i, s in enumerate(spans) if s and s[1].stop - s[1].start >= 0.9 * w])
-    lines &= ndimage.binary_dilation(track, structure=np.ones((3, 3), bool))
+    lines &= dilate(track, square=True)
     thick = ndimage.binary_opening(lines, structure=np.ones((max(4, round(0.02 * h)) + 1, 1), bool))
     return lines & ~thick
 
