@@ -171,12 +171,12 @@ def _polarity(a: np.ndarray, name: str) -> tuple[np.ndarray, bool]:
     return (1 - a if inverted else a), inverted
 
 
-def _ink_is_dark(a: np.ndarray, paper: float, name: str) -> bool:
+def _ink_is_dark(a: np.ndarray, paper: float, name: str, flat: float = 0.05) -> bool:
     """Whether the ink is darker than the paper, of shade `paper`: the ink is what lies furthest
     from it, on whichever side (extremes, not percentiles: a small digit may be under 1% of the
-    pixels). Raises NoDigitError when nothing lies far from it."""
+    pixels). Raises NoDigitError when nothing lies `flat` or more from it."""
     darker, lighter = paper - float(a.min()), float(a.max()) - paper
-    if max(darker, lighter) < 0.05:
+    if max(darker, lighter) < flat:
         raise NoDigitError(f"no digit found in {name}: the image is one flat shade")
     return darker > lighter
 
@@ -450,12 +450,10 @@ def _pooled(a: np.ndarray, name: str, size: int = FIND_SIZE) -> np.ndarray:
     if min(a.shape) < k:  # a thin strip: its short side repeated up to one block, not cut to nothing
         a = np.pad(a, [(0, max(0, k - n)) for n in a.shape], mode="edge")
     a = a[: a.shape[0] // k * k, : a.shape[1] // k * k]
-    # the ink's side, as `_ink_is_dark` finds it, from the blocks' sums: their means scaled, which
-    # cannot change which side lies further from the paper. Whether anything stands out at all is
-    # for the pooled page to say: a stroke thinner than a block keeps its contrast there
-    sums = _blocks(a, k, np.add)
-    paper = _border_shade(sums)
-    inverted = paper - float(sums.min()) > float(sums.max()) - paper
+    # the ink's side, from the blocks' means. Whether anything stands out at all is for the pooled
+    # page to say (no flat limit here): a stroke thinner than a block keeps its contrast there
+    means = _blocks(a, k, np.add) / k**2
+    inverted = _ink_is_dark(means, _border_shade(means), name, flat=0)
     return _blocks(a, k, np.minimum if inverted else np.maximum)
 
 
