@@ -40,6 +40,7 @@ LOOSE = {
     "ruled_thumbnail": 1e-3,
     "shaded_thumbnail_56x48": 1e-3,
     "shaded_thumbnail_50x58": 1e-3,
+    "faint_slanted_thumbnail": 1e-3,
 }
 
 # digits as pen strokes: polylines in unit coordinates (x, y) of the digit's box
@@ -91,6 +92,19 @@ def ruled_every(
         page[every // 2 + t :: every] -= depth
         if margin is not None:
             page[:, margin + t] -= depth
+    return page
+
+
+def slanted(h: int, w: int, every: int, depth: float, slope: float) -> np.ndarray:
+    """A lit page (see `cases`) ruled with lines one pixel thick every `every`, `depth` darker,
+    falling `slope` pixels per pixel across: stair steps, as a page photographed a little turned."""
+    yy, xx = np.mgrid[0:h, 0:w] / np.array([h, w])[:, None, None]
+    page = 235 * (1.0 - 0.2 * xx) * (1.0 - 0.05 * yy)
+    cols = np.arange(w)
+    for y0 in range(-int(slope * w) - every, h + every, every):
+        rows = np.floor(y0 + slope * cols).astype(int)
+        inside = (rows >= 0) & (rows < h)
+        page[rows[inside], cols[inside]] -= depth
     return page
 
 
@@ -172,6 +186,14 @@ def cases() -> dict[str, Image.Image]:
         out[f"shaded_thumbnail_{h}x{w}"] = photo(
             h, w, "0", (6, 10, h - 14, w - 20), 4, 20, 230 * (1 - 0.35 * corner), seed=9
         )
+    # faint lines a little slanted, on a page and on a thumbnail: where the line finder's
+    # averaging along a row (an eighth of the width, at least 9 pixels) decides what is line
+    out["faint_slanted_rules"] = photo(
+        360, 480, "7", (51, 120, 257, 240), 4, 40, slanted(360, 480, 40, 20, 0.05), 2, 6
+    )
+    out["faint_slanted_thumbnail"] = photo(
+        60, 64, "4", (7, 16, 45, 32), 2, 40, slanted(60, 64, 12, 40, 0.04), 2, 44
+    )
     for width in (1, 3, 6):  # clean drawings (one exact paper shade): thickened by a disk of each size
         out[f"drawn_width_{width}"] = image(255 - 255 * pen(280, 280, "7", (30, 50, 220, 170), width))
     return out
