@@ -171,14 +171,18 @@ def _polarity(a: np.ndarray, name: str) -> tuple[np.ndarray, bool]:
     return (1 - a if inverted else a), inverted
 
 
-def _ink_is_dark(a: np.ndarray, paper: float, name: str, flat: float = 0.05) -> bool:
-    """Whether the ink is darker than the paper, of shade `paper`: the ink is what lies furthest
-    from it, on whichever side (extremes, not percentiles: a small digit may be under 1% of the
-    pixels). Raises NoDigitError when nothing lies `flat` or more from it."""
-    darker, lighter = paper - float(a.min()), float(a.max()) - paper
-    if max(darker, lighter) < flat:
+def _ink_is_dark(a: np.ndarray, paper: float, name: str) -> bool:
+    """Whether the ink is darker than the paper, of shade `paper` (see `_darker_side`). Raises
+    NoDigitError when nothing lies far from it."""
+    if max(paper - float(a.min()), float(a.max()) - paper) < 0.05:
         raise NoDigitError(f"no digit found in {name}: the image is one flat shade")
-    return darker > lighter
+    return _darker_side(a, paper)
+
+
+def _darker_side(a: np.ndarray, paper: float) -> bool:
+    """Whether what lies furthest from the paper's shade `paper` is darker than it: the ink's side
+    (extremes, not percentiles: a small digit may be under 1% of the pixels)."""
+    return paper - float(a.min()) > float(a.max()) - paper
 
 
 def _local_paper(resid: np.ndarray, noise: float, blocks: int = 12) -> np.ndarray:
@@ -441,7 +445,7 @@ class Ink:
         ]
 
 
-def _pooled(a: np.ndarray, name: str, size: int = FIND_SIZE) -> np.ndarray:
+def _pooled(a: np.ndarray, size: int = FIND_SIZE) -> np.ndarray:
     """`a` shrunk by a whole factor to at most `size` a side, each block by its inkiest pixel: a
     thin stroke keeps its full contrast, where averaging would fade it into the paper."""
     k = -(-max(a.shape) // size)  # ceiling division
@@ -453,7 +457,7 @@ def _pooled(a: np.ndarray, name: str, size: int = FIND_SIZE) -> np.ndarray:
     # the ink's side, from the blocks' means. Whether anything stands out at all is for the pooled
     # page to say (no flat limit here): a stroke thinner than a block keeps its contrast there
     means = _blocks(a, k, np.add) / k**2
-    inverted = _ink_is_dark(means, _border_shade(means), name, flat=0)
+    inverted = _darker_side(means, _border_shade(means))
     return _blocks(a, k, np.minimum if inverted else np.maximum)
 
 
@@ -484,7 +488,7 @@ def find_ink(source: ImageSource) -> Ink:
     full = images.read_gray(source)
     paper = _drawing_paper(full)
     small = max(full.shape) <= FIND_SIZE
-    first = (full if paper is not None else _shrink(full)) if small else _pooled(full, name)
+    first = (full if paper is not None else _shrink(full)) if small else _pooled(full)
     ink = _clean(first, name, paper)
     found = Ink(ink, (0, 0), max(full.shape) / max(first.shape))
     if max(full.shape) > WORK_SIZE and not (small and not _is_low(ink)):
