@@ -616,3 +616,50 @@ def test_a_thin_pen_digit_on_ruled_paper_is_prepared_as_on_plain_paper(digit, wi
     ruled = photo(360, 480, digit, box, width, 30, ruled_every(360, 480, every, 2, 60), seed=5)
     plain = photo(360, 480, digit, box, width, 30, ruled_every(360, 480, every, 2, 0), seed=5)
     assert similar(to_mnist(ruled), to_mnist(plain)) > 0.9
+
+
+def test_find_ink_places_the_ink_in_the_image_s_own_pixels(tmp_path):
+    """Image pixel = offset + scale * ink pixel: an image no larger than the working size is its own
+    ink's frame (offset 0, scale 1); a larger one shrunk whole is scaled by its long side over 256."""
+    from digitlearn.vision.prepare import find_ink
+
+    small = find_ink(noisy_photo("3", 30, 230, size=(200, 150)))
+    assert small.ink.shape == (150, 200) and small.offset == (0, 0) and small.scale == 1
+    big = find_ink(noisy_photo("3", 30, 230, size=(400, 300)))
+    assert big.ink.shape == (192, 256) and big.offset == (0, 0) and big.scale == 400 / 256
+
+
+def test_light_chalk_on_a_grey_board_is_read_as_light_ink():
+    """The ink is what lies furthest from the paper's shade: light chalk on a mid-grey board, with
+    the board's darker grain nearer the paper than the chalk is, is light ink."""
+    board = np.full((240, 320), 110.0) + np.random.default_rng(3).normal(0, 6, (240, 320))
+    x = to_mnist(noisy_photo("7", 205, board))
+    assert similar(x, to_mnist(draw_digit("7"))) > 0.8
+
+
+@pytest.mark.parametrize("what", ["speck", "blot"])
+def test_a_speck_or_a_blot_is_refused_naming_its_file(what, tmp_path):
+    page = lit_page()
+    if what == "speck":
+        page[180:184, 240:244] = 30
+    else:
+        yy, xx = np.mgrid[0:360, 0:480]
+        page[(yy - 180) ** 2 + (xx - 240) ** 2 < 60**2] = 30
+    path = tmp_path / f"{what}.png"
+    Image.fromarray(np.uint8(np.clip(page, 0, 255))).save(path)
+    with pytest.raises(NoDigitError) as e:
+        to_mnist(path)
+    assert str(e.value) == f"no digit found in {path}: only a speck or a blot stands out"
+
+
+def test_a_large_page_of_scattered_specks_is_refused_naming_its_file(tmp_path):
+    """Found as ink on the page shrunk by its darkest pixels, the specks are gone when the page is
+    looked at again, whole, at the working size: still "no digit", with the file's name."""
+    rng = np.random.default_rng(2)
+    page = np.clip(220 + rng.normal(0, 4, (800, 600)), 0, 255)
+    page[rng.integers(0, 800, 30), rng.integers(0, 600, 30)] = 60
+    path = tmp_path / "specks.png"
+    Image.fromarray(np.uint8(page)).save(path)
+    with pytest.raises(NoDigitError) as e:
+        to_mnist(path)
+    assert str(e.value).startswith(f"no digit found in {path}: ")
