@@ -308,12 +308,9 @@ def _line_pixels(ink: np.ndarray, level: float) -> np.ndarray:
     candidates = along & (ink > level)
     if np.count_nonzero(candidates.any(0)) < 0.9 * w:  # nothing spans the width: no line (most images)
         return np.zeros(ink.shape, bool)
-    labels, _ = ndimage.label(candidates, structure=np.ones((3, 3)))
-    spans = ndimage.find_objects(labels)
-    long = [i + 1 for i, s in enumerate(spans) if s and s[1].stop - s[1].start >= 0.9 * w]
-    if not long:
-        return np.zeros(ink.shape, bool)
-    lines = np.isin(labels, long)
+    lines = _across(candidates)
+    if not lines.any():
+        return lines
     # A thin stroke that touches a line joins its structure, and a flat part of it (a 7's bar,
     # away from the line) would pass for line. The line itself is made of long horizontal runs:
     # the structure's pixels in runs of 11 once it is thickened a row each way (a slanted line's
@@ -325,12 +322,20 @@ def _line_pixels(ink: np.ndarray, level: float) -> np.ndarray:
     bar = np.ones((1, 5), bool)
     band = ndimage.binary_erosion(ndimage.binary_dilation(band, bar), bar, border_value=1)
     runs = ndimage.binary_opening(band, structure=np.ones((1, 11), bool)) & lines
-    joined, _ = ndimage.label(runs, structure=np.ones((3, 3)))
-    spans = ndimage.find_objects(joined)
-    track = np.isin(joined, [i + 1 for i, s in enumerate(spans) if s and s[1].stop - s[1].start >= 0.9 * w])
-    lines &= dilate(track, square=True)
+    lines &= dilate(_across(runs), square=True)
     thick = ndimage.binary_opening(lines, structure=np.ones((max(4, round(0.02 * h)) + 1, 1), bool))
     return lines & ~thick
+
+
+def _across(mask: np.ndarray) -> np.ndarray:
+    """The parts of `mask`, its pixels joined side by side or corner to corner, that span nine
+    tenths of its width or more."""
+    from scipy import ndimage
+
+    labels, _ = ndimage.label(mask, structure=np.ones((3, 3)))
+    spans = ndimage.find_objects(labels)
+    w = mask.shape[1]
+    return np.isin(labels, [i + 1 for i, s in enumerate(spans) if s and s[1].stop - s[1].start >= 0.9 * w])
 
 
 def _without_lines(mask: np.ndarray, ink: np.ndarray, level: float) -> np.ndarray:
