@@ -82,13 +82,18 @@ def photo(h, w, digit, box, width, ink, paper, noise=3.0, seed=0) -> Image.Image
     return image(gray)
 
 
+def lit_page(h: int, w: int) -> np.ndarray:
+    """A page lit by a lamp to one side (0-255)."""
+    yy, xx = np.mgrid[0:h, 0:w] / np.array([h, w])[:, None, None]
+    return 235 * (1.0 - 0.2 * xx) * (1.0 - 0.05 * yy)
+
+
 def ruled_every(
     h: int, w: int, every: int, thick: int, depth: float, margin: int | None = None
 ) -> np.ndarray:
-    """A lit page (see `cases`) with lines `thick` pixels thick every `every`, `depth` darker, and
-    a vertical margin line at x = `margin`."""
-    yy, xx = np.mgrid[0:h, 0:w] / np.array([h, w])[:, None, None]
-    page = 235 * (1.0 - 0.2 * xx) * (1.0 - 0.05 * yy)
+    """A lit page with lines `thick` pixels thick every `every`, `depth` darker, and a vertical
+    margin line at x = `margin`."""
+    page = lit_page(h, w)
     for t in range(thick):
         page[every // 2 + t :: every] -= depth
         if margin is not None:
@@ -97,10 +102,9 @@ def ruled_every(
 
 
 def slanted(h: int, w: int, every: int, depth: float, slope: float) -> np.ndarray:
-    """A lit page (see `cases`) ruled with lines one pixel thick every `every`, `depth` darker,
-    falling `slope` pixels per pixel across: stair steps, as a page photographed a little turned."""
-    yy, xx = np.mgrid[0:h, 0:w] / np.array([h, w])[:, None, None]
-    page = 235 * (1.0 - 0.2 * xx) * (1.0 - 0.05 * yy)
+    """A lit page ruled with lines one pixel thick every `every`, `depth` darker, falling `slope`
+    pixels per pixel across: stair steps, as a page photographed a little turned."""
+    page = lit_page(h, w)
     cols = np.arange(w)
     for y0 in range(-int(slope * w) - every, h + every, every):
         rows = np.floor(y0 + slope * cols).astype(int)
@@ -112,7 +116,7 @@ def slanted(h: int, w: int, every: int, depth: float, slope: float) -> np.ndarra
 def cases() -> dict[str, Image.Image]:
     """The pinned images, by name: each one exercises some of the preparation's stages."""
     yy, xx = np.mgrid[0:360, 0:480] / np.array([360, 480])[:, None, None]
-    lit = 235 * (1.0 - 0.2 * xx) * (1.0 - 0.05 * yy)  # a lamp to one side
+    lit = lit_page(360, 480)  # a lamp to one side
     lamp = 235 * (1.0 - 0.5 * yy**2 - 0.3 * xx + 0.2 * xx * yy)  # quadratic shading, to half
     shadow = 230 * (1 - 0.35 / (1 + np.exp(-(xx - 0.55) * 10)))  # a soft shadow over the right
     ruled = lit.copy()
