@@ -413,7 +413,7 @@ def test_recipes_lists_named_and_default_recipes(capsys):
     out = capsys.readouterr().out
     assert out.startswith("named recipes (digitlearn train --recipe NAME):\n  fast ")
     assert "\n  best " in out and "\n  simple_net  the chapter's simple_net" in out
-    assert "model=lenet epochs=3 lr=0.01 opt=adam bs=256 one_cycle=True mom=0.7 sqr_mom=0.9" in out
+    assert "model=lenet epochs=2 lr=0.015 opt=adam bs=256 one_cycle=True mom=0.7 sqr_mom=0.9" in out
     linear = out.split("\n  linear")[1].split("\n  simple_net")[0]
     assert "init_std=0.01" in linear  # settings a model does not use are not listed:
     assert "hidden=" not in linear and "channels=" not in linear and "sqr_mom" not in linear
@@ -427,16 +427,16 @@ def test_train_a_cnn_on_five_classes(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert printed.startswith("training lenet (recipe fast) (")
     assert (
-        "2 epochs, one-cycle to lr 0.01, adam, batch size 8, loss cross_entropy, augmented, "
-        "from 0.2 of the first epoch only on examples at p < 0.9, validated after the last epoch, cpu fp32"
-        in printed
+        "2 epochs, one-cycle to lr 0.015, adam, batch size 8, loss cross_entropy (label smoothing 0.1), "
+        "augmented, from 0.2 of the first epoch only on examples at p < 0.85, 128 at a time, validated after "
+        "the last epoch, cpu fp32" in printed
     )
     config = json.loads((out / "config.json").read_text())
     assert config["model"] == {
         "arch": "lenet", "n_out": 5, "channels": [4, 8], "hidden": [128], "in_size": [16, 16]
     }  # fmt: skip
     assert config["train"]["recipe"] == "fast" and config["train"]["augment"] is True
-    assert config["train"]["skip_learned"] == 0.9 and config["train"]["validate"] == "last"
+    assert config["train"]["skip_learned"] == 0.85 and config["train"]["validate"] == "last"
     assert config["train"]["device"] == "cpu" and config["train"]["mixed_precision"] is False
     assert config["input"]["flat"] is False and config["input"]["std"] > 0
     model, _ = load_model(out)
@@ -446,11 +446,13 @@ def test_train_a_cnn_on_five_classes(tmp_path, capsys):
 def test_recipe_flags_reach_the_recipe(tmp_path):
     root = make_folder(tmp_path / "ds", classes=("a", "b"), n=4, size=16)
     out = tmp_path / "run"
-    args = ["--sqr-mom", "0.95", "--skip-learned", "0", "--validate", "each", "--epochs", "1", "--quiet"]
+    args = ["--sqr-mom", "0.95", "--skip-learned", "0", "--skip-bs", "64", "--validate", "each"]
+    args += ["--epochs", "1", "--quiet"]
     assert main(["train", "--data", str(root), "--recipe", "fast", *args, "--out", str(out)]) == 0
     train = json.loads((out / "config.json").read_text())["train"]
-    assert (train["sqr_mom"], train["skip_learned"], train["validate"]) == (0.95, 0.0, "each")
-    for bad in (["--skip-learned", "1.5"], ["--validate", "never"]):
+    settings = (train["sqr_mom"], train["skip_learned"], train["skip_bs"], train["validate"])
+    assert settings == (0.95, 0.0, 64, "each")
+    for bad in (["--skip-learned", "1.5"], ["--skip-bs", "-1"], ["--validate", "never"]):
         with pytest.raises(SystemExit) as exit_info:
             main(["train", "--data", str(root), *bad])
         assert exit_info.value.code == 2
@@ -534,7 +536,7 @@ def test_compare_on_mnist(mnist, capsys):
 def test_fast_recipe_reaches_99_percent_on_mnist(fast_run):
     out = fast_run  # `digitlearn train --data mnist --recipe fast --out ...`
     config = json.loads((out / "config.json").read_text())
-    assert config["results"]["accuracy"] >= 0.990 and config["epochs_done"] == 3
+    assert config["results"]["accuracy"] >= 0.990 and config["epochs_done"] == 2
     assert config["model"]["arch"] == "lenet" and config["input"]["mean"] == 0.1307
 
 

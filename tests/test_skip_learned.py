@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch import nn
 
-from digitlearn import Callback, Learner, SkipLearned, accuracy, cross_entropy
+from digitlearn import Callback, CancelTrainException, Learner, SkipLearned, accuracy, cross_entropy
 from digitlearn.errors import DigitlearnError
 
 from .conftest import toy_dls
@@ -18,7 +18,7 @@ class Watch(Callback):
     order = 50  # before SkipLearned (56)
 
     def __init__(self) -> None:
-        self.offered, self.trained, self.p_true = [], [], []
+        self.offered, self.trained, self.p_true, self.steps_at = [], [], [], []
 
     def before_batch(self, learn: Learner) -> None:
         if learn.training and learn.epoch == 0:
@@ -30,6 +30,7 @@ class Watch(Callback):
     def after_pred(self, learn: Learner) -> None:
         if learn.training and learn.epoch == 0:
             self.trained.append((learn.xb.clone(), learn.yb.clone()))
+            self.steps_at.append(learn.iter)
 
     def after_train(self, learn: Learner) -> None:
         if learn.epoch == 0:
@@ -98,3 +99,69 @@ def test_a_batch_it_is_sure_of_still_makes_a_step_on_its_least_sure_example():
 def test_first_from_is_a_fraction_of_an_epoch(first_from):
     with pytest.raises(DigitlearnError, match="first_from"):
         SkipLearned(first_from=first_from)
+
+
+def fit_in_batches(
+    bs: int, threshold: float = 0.8, stop_at: int | None = None
+) -> tuple[SkipLearned, Watch, Learner]:
+    """As `fit`, skipping from the start of the first epoch, with the unsure examples trained `bs` at
+    a time; `stop_at` cuts each epoch short at that batch."""
+
+    class Stop(Callback):
+        def before_batch(self, learn: Learner) -> None:
+            if learn.training and learn.iter == stop_at:
+                raise CancelTrainException()
+
+    torch.manual_seed(0)
+    dls = toy_dls(n=1024, bs=64, n_classes=3)  # 12 training batches
+    learn = Learner(dls, nn.Linear(8, 3), loss_func=cross_entropy, metrics=accuracy, progress=False)
+    skip, watch = SkipLearned(threshold, first_from=0.0, bs=bs), Watch()
+    learn.fit(2, 0.5, cbs=[skip, watch, *([Stop()] if stop_at is not None else [])])
+    return skip, watch, learn
+
+
+def test_bs_trains_each_unsure_example_once_in_batches_of_that_size():
+    skip, watch, learn = fit_in_batches(bs=16)
+    x, y = learn.dls.train.fields
+    unsure = torch.cat([o[p < 0.8] for o, p in zip(watch.offered, watch.p_true, strict=True)])
+    expected, waiting = [], 0  # a step as soon as 16 wait; the epoch's last batch takes what is left
+    for i, p_true in enumerate(watch.p_true):
+        waiting += int((p_true < 0.8).sum())
+        if i == len(watch.p_true) - 1 or waiting >= 16:
+            expected.append(min(waiting, 16) if i < len(watch.p_true) - 1 else waiting)
+            waiting -= expected[-1]
+    assert len(unsure) > 3 * 16 and [len(yb) for _, yb in watch.trained] == expected
+    assert expected[-1] != 16 and skip.waiting == []
+    xb, yb = (torch.cat(field) for field in zip(*watch.trained, strict=True))
+    assert torch.equal(xb, x[unsure]) and torch.equal(yb, y[unsure])  # in the order they were met
+
+
+def test_a_step_is_made_as_soon_as_bs_examples_wait():
+    _, first, _ = fit_in_batches(bs=16)
+    k = int((first.p_true[0] < 0.8).sum())  # unsure in the first batch, scored before any step
+    _, watch, _ = fit_in_batches(bs=k)
+    assert torch.equal(watch.p_true[0], first.p_true[0]) and 0 < k < 1000
+    assert watch.steps_at[0] == 0 and len(watch.trained[0][1]) == k  # the very batch they filled
+
+
+def test_with_bs_a_batch_it_is_sure_of_makes_no_step_until_the_last():
+    _, watch, learn = fit_in_batches(bs=16, threshold=1e-6)  # sure of everything at once
+    x, _ = learn.dls.train.fields
+    assert len(watch.trained) == 1  # the epoch's last batch still makes a step on its least sure
+    assert torch.equal(watch.trained[0][0], x[watch.offered[-1][watch.p_true[-1].argmin()]].view(1, -1))
+
+
+def test_what_waits_when_an_epoch_is_cut_short_is_dropped():
+    skip, watch, _ = fit_in_batches(bs=1000, stop_at=5)  # never enough to make a step
+    assert watch.trained == [] and skip.waiting == []
+
+
+@pytest.mark.parametrize("bs", [0, -3, 2.5, True])
+def test_bs_is_a_number_of_examples(bs):
+    with pytest.raises(DigitlearnError, match="bs is a number of examples"):
+        SkipLearned(first_from=0.2, bs=bs)
+
+
+def test_bs_needs_first_from():
+    with pytest.raises(DigitlearnError, match="bs needs first_from"):
+        SkipLearned(bs=128)

@@ -169,6 +169,13 @@ def add_recipe(q: argparse.ArgumentParser) -> None:
         "scored first (default 1: after the first epoch)",
     )
     q.add_argument(
+        "--skip-bs",
+        type=number(int, 0, 65536),
+        metavar="N",
+        help="with --skip-from: the unsure examples wait and are trained N at a time "
+        "(0: each scored batch's own)",
+    )
+    q.add_argument(
         "--validate", choices=["each", "last"], help="validate after each epoch or after the last only"
     )
     q.add_argument("--quiet", action="store_true", help="no progress display")

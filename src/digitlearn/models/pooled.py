@@ -11,8 +11,8 @@ from .registry import register_model
 
 # the fast recipe (recipes.RECIPES["fast"]) is this model's default, and best its wider form
 FAST_RECIPE = {
-    "epochs": 3,
-    "lr": 0.01,
+    "epochs": 2,
+    "lr": 0.015,
     "opt": "adam",
     "mom": 0.7,
     "sqr_mom": 0.9,
@@ -21,15 +21,17 @@ FAST_RECIPE = {
     "normalize": True,
     "channels": (8, 32),
     "hidden": (128,),
-    "skip_learned": 0.9,
+    "label_smoothing": 0.1,
+    "skip_learned": 0.85,
     "skip_from": 0.2,
+    "skip_bs": 128,
     "validate": "last",
-    "about": "quickest route to 99.0% on MNIST: a LeNet-style CNN (106k parameters). A fifth of an epoch "
-    "on every example; from then on each batch is scored first and trained only on the examples it is not "
-    "yet sure of (p < 0.9), and the two later epochs draw from those unsure when last seen; one-cycle "
-    "AdamW at up to lr 0.01, betas (0.7, 0.9), batch 256, validated at the end. Chosen on a held-out "
-    "tenth of the training images (--valid-split 0.1, seeds 1-5): as accurate as skipping only after the "
-    "first epoch (mean 0.9891 against 0.9888) for a third less CPU time",
+    "about": "quickest route to 99.0% on MNIST: a LeNet-style CNN (106k parameters), 2 epochs. A fifth of "
+    "an epoch on every example; from then on each batch of 256 is scored first, and the examples it is not "
+    "yet sure of (p < 0.85) wait and are trained on 128 at a time; the second epoch draws from those unsure "
+    "when last seen. One-cycle AdamW at up to lr 0.015, betas (0.7, 0.9), label smoothing 0.1, validated "
+    "at the end. Chosen on a held-out tenth of the training images (--valid-split 0.1, seeds 1-10): as "
+    "accurate as the 3-epoch recipe before it (mean 0.9891 against 0.9893) in a sixth less time",
 }
 
 

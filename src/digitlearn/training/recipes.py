@@ -56,6 +56,8 @@ class Recipe:
     # the model gave a probability below this when it last saw them (see callbacks.SkipLearned)
     skip_from: float = 1.0  # where skipping starts, in epochs: 1, after the first; 0.2, from a fifth
     # of the way through it, each batch then scored first and only its unsure examples trained on
+    skip_bs: int = 0  # > 0 (with skip_from < 1): the unsure examples wait and are trained in batches
+    # of this many (0: each scored batch's unsure examples at once)
     validate: str = "each"  # each: after every epoch; last: after the last epoch only
     options: dict = field(default_factory=dict)  # the model's own settings: channels, hidden...
     about: str = ""
@@ -228,7 +230,10 @@ class Recipe:
         from .skip_learned import SkipLearned
 
         # skip_from 1 (or more): from the second epoch on; SkipLearned refuses one below 0
-        return SkipLearned(self.skip_learned, first_from=self.skip_from if self.skip_from < 1 else None)
+        first_from = self.skip_from if self.skip_from < 1 else None
+        if self.skip_bs and first_from is None:
+            raise DigitlearnError("skip_bs (--skip-bs) works with skip_from below 1 (--skip-from)")
+        return SkipLearned(self.skip_learned, first_from=first_from, bs=self.skip_bs or None)
 
     def fit(self, learn: Learner) -> History:
         """Train `learn` for this recipe's epochs at its learning rate, with its schedule."""
@@ -258,6 +263,7 @@ _BEST = replace(
     channels=(12, 48),
     skip_learned=0.0,
     skip_from=1.0,
+    skip_bs=0,
     label_smoothing=0.1,
     augment=True,
     about="for 99.5% on MNIST: the LeNet-style CNN wider (161k parameters), 6 epochs of one-cycle "

@@ -3,7 +3,7 @@
 import torch
 
 from ..errors import DigitlearnError
-from .events import Callback, Learner
+from .events import Callback, CancelBatchException, Learner
 
 
 class SkipLearned(Callback):
@@ -21,18 +21,35 @@ class SkipLearned(Callback):
     a training step's work) and only its examples below `threshold` are trained on. A model a
     fifth of an epoch old is already sure of most digits, and a later epoch's subset holds many it
     has learned since it last saw them: the fast recipe does a third less work for it.
+
+    `bs` (with `first_from`) trains on the unsure examples in batches of exactly that many:
+    those of each scored batch wait, and a batch that leaves fewer than `bs` waiting makes
+    no step. The epoch's last batch trains on all that wait, so none is carried into the next.
+    Steps of one size are fewer, and keep both cores busy: a quarter of a 256-example batch
+    keeps two threads half idle, and each new batch size costs oneDNN new kernels.
     """
 
     order = 56  # after the loss, before anything that ends the epoch
     in_lr_find = False
 
-    def __init__(self, threshold: float = 0.9, start: int = 1, first_from: float | None = None) -> None:
+    def __init__(
+        self,
+        threshold: float = 0.9,
+        start: int = 1,
+        first_from: float | None = None,
+        bs: int | None = None,
+    ) -> None:
         if not 0 < threshold <= 1:
             raise DigitlearnError(f"SkipLearned's threshold is a probability in (0, 1], not {threshold!r}")
         if first_from is not None and not 0 <= first_from <= 1:
             raise DigitlearnError(f"SkipLearned's first_from is a fraction of an epoch, not {first_from!r}")
-        self.threshold, self.start, self.first_from = threshold, start, first_from
+        if bs is not None and (isinstance(bs, bool) or not isinstance(bs, int) or bs < 1):
+            raise DigitlearnError(f"SkipLearned's bs is a number of examples, 1 or more, not {bs!r}")
+        if bs is not None and first_from is None:
+            raise DigitlearnError("SkipLearned's bs needs first_from: only scored batches can wait")
+        self.threshold, self.start, self.first_from, self.bs = threshold, start, first_from, bs
         self.kept: torch.Tensor | None = None  # the indices of this batch's examples trained on
+        self.waiting: list[tuple[torch.Tensor, ...]] = []  # (indices, x, y): unsure, not yet trained on
         self.sure: torch.Tensor | None = None
         self.sizes: list[int] = []  # examples each epoch trained on
         self.resumed = False  # the next epoch is the first after load_state_dict
@@ -71,10 +88,28 @@ class SkipLearned(Callback):
         learn.model.train(True)
         unsure = p_true < self.threshold
         self.sure[learn.dl.indices] = ~unsure
+        last = learn.iter == len(learn.dl) - 1
+        if self.bs is not None:
+            if unsure.any():
+                self.waiting.append((learn.dl.indices[unsure], learn.xb[unsure], learn.yb[unsure]))
+            if self.waiting or not last:
+                self._take_waiting(learn, everything=last)
+                return
         if not unsure.any():  # a step on nothing would be no step: take the least sure one
             unsure[p_true.argmin()] = True
         self.kept = learn.dl.indices[unsure]
         learn.xb, learn.yb = learn.xb[unsure], learn.yb[unsure]
+
+    def _take_waiting(self, learn: Learner, everything: bool) -> None:
+        """Make this batch a step on `bs` waiting examples (all of them if `everything`),
+        or cancel it while fewer wait."""
+        n = sum(len(idx) for idx, _, _ in self.waiting)
+        if n < self.bs and not everything:
+            raise CancelBatchException()
+        indices, x, y = (torch.cat(parts) for parts in zip(*self.waiting, strict=True))
+        take = n if everything else self.bs
+        self.kept, learn.xb, learn.yb = indices[:take], x[:take], y[:take]
+        self.waiting = [(indices[take:], x[take:], y[take:])] if take < n else []
 
     def after_loss(self, learn: Learner) -> None:
         if learn.training:
@@ -89,6 +124,7 @@ class SkipLearned(Callback):
             return probs.gather(1, learn.yb.reshape(-1, 1).long()).squeeze(1)
 
     def after_train(self, learn: Learner) -> None:
+        self.waiting = []  # none left after the last batch, unless the epoch was cut short
         dl = learn.dls.train
         self.sizes.append(dl.n_items)
         if learn.epoch + 1 >= self.start:
@@ -99,4 +135,5 @@ class SkipLearned(Callback):
 
     def __repr__(self) -> str:
         first = f", first_from={self.first_from}" if self.first_from is not None else ""
-        return f"SkipLearned(threshold={self.threshold}, start={self.start}{first})"
+        step = f", bs={self.bs}" if self.bs is not None else ""
+        return f"SkipLearned(threshold={self.threshold}, start={self.start}{first}{step})"
