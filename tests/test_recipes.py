@@ -103,6 +103,8 @@ def test_the_fast_recipe_skips_learned_examples_and_validates_once(tmp_path):
     assert (
         best.augment and not best.skip_learned and best.label_smoothing == 0.1
     )  # skipping and augmenting do not mix
+    settings = (best.epochs, best.lr, best.momentum, best.sqr_mom, best.channels)
+    assert settings == (6, 0.01, 0.9, 0.99, (12, 48))
 
 
 def test_learners_for_each_model(tmp_path):

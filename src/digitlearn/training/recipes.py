@@ -258,6 +258,7 @@ _FAST = default_recipe("lenet")
 _BEST = replace(
     _FAST,
     epochs=6,
+    lr=0.01,
     mom=0.9,
     sqr_mom=0.99,
     channels=(12, 48),
