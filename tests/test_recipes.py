@@ -67,7 +67,8 @@ def test_loss_choice():
     assert isinstance(smooth, functools.partial) and smooth.keywords == {"label_smoothing": 0.1}
     with pytest.raises(DigitlearnError, match="mnist_loss is for two classes, but the data has 10"):
         plain.updated(loss="mnist_loss").loss_func(10)
-    with pytest.raises(DigitlearnError, match="label smoothing goes with cross_entropy"):
+    smoothing_off = r"label smoothing goes with cross_entropy .*; turn it off with --label-smoothing 0"
+    with pytest.raises(DigitlearnError, match=smoothing_off):
         plain.updated(label_smoothing=0.1).loss_func(2)
 
 

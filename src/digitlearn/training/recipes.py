@@ -158,7 +158,10 @@ class Recipe:
             raise DigitlearnError(f"label smoothing is from 0 to under 1, not {self.label_smoothing}")
         if self.label_smoothing:
             if name != "cross_entropy":
-                raise DigitlearnError(f"label smoothing goes with cross_entropy (--loss ce), not {name}")
+                raise DigitlearnError(
+                    f"label smoothing goes with cross_entropy (--loss ce), not {name}; "
+                    "turn it off with --label-smoothing 0"
+                )
             return functools.partial(cross_entropy, label_smoothing=self.label_smoothing)
         return LOSSES[name]
 
