@@ -465,7 +465,11 @@ def test_recipe_flags_reach_the_recipe(tmp_path):
             ["--model", "mlp", "--augment"],
             "augmentation works on images: use it with lenet, cnn, resnet, not mlp",
         ),
-        (["--label-smoothing", "0.1"], "label smoothing goes with cross_entropy (--loss ce), not mnist_loss"),
+        (
+            ["--label-smoothing", "0.1"],
+            "label smoothing goes with cross_entropy (--loss ce), not mnist_loss; "
+            "turn it off with --label-smoothing 0",
+        ),
         (["--device", "tpu9"], "unknown device 'tpu9' (use auto, cpu or cuda)"),
     ],
 )
