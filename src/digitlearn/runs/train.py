@@ -65,7 +65,7 @@ def describe(recipe: Recipe, learn: Learner, parallel: dict | None = None) -> st
     if recipe.skip_learned:
         start = "later epochs" if recipe.skip_from >= 1 else f"from {recipe.skip_from:g} of the first epoch"
         parts.append(f"{start} only on examples at p < {recipe.skip_learned:g}")
-        if recipe.skip_bs and recipe.skip_from < 1:
+        if recipe.skip_bs:  # the learner refused it without skip_from < 1
             parts.append(f"{recipe.skip_bs} at a time")
     if recipe.validate == "last":
         parts.append("validated after the last epoch")

@@ -88,10 +88,10 @@ class SkipLearned(Callback):
         learn.model.train(True)
         unsure = p_true < self.threshold
         self.sure[learn.dl.indices] = ~unsure
-        last = learn.iter == len(learn.dl) - 1
         if self.bs is not None:
             if unsure.any():
                 self.waiting.append((learn.dl.indices[unsure], learn.xb[unsure], learn.yb[unsure]))
+            last = learn.iter == len(learn.dl) - 1
             if self.waiting or not last:
                 self._take_waiting(learn, everything=last)
                 return
