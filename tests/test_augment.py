@@ -100,3 +100,27 @@ def test_augment_refuses_flat_inputs():
     learn = Learner(image_dls(flat=True), nn.Linear(1, 2), cbs=[Augment()], progress=False)
     with pytest.raises(DigitlearnError, match="augmentation needs image-shaped inputs"):
         learn.fit(1)
+
+
+def test_plain_ends_leave_the_first_and_last_epochs_as_they_are():
+    seen = Seen()
+    model = nn.Sequential(nn.Flatten(), nn.Linear(256, 2))
+    learn = Learner(
+        image_dls(),
+        model,
+        loss_func=cross_entropy,
+        cbs=[Augment(max_shift=3, plain_ends=1), seen],
+        progress=False,
+    )
+    learn.fit(4, 0.01)
+    x = (dot_images(8) - 0.5) / 0.25
+    plain = [all(torch.equal(b, x) for b in seen.train[i : i + 4]) for i in range(0, 16, 4)]
+    changed = [not any(torch.equal(b, x) for b in seen.train[i : i + 4]) for i in range(0, 16, 4)]
+    assert plain == [True, False, False, True] and changed == [False, True, True, False]
+    assert "plain_ends=1" in repr(learn.cbs[0] if isinstance(learn.cbs[0], Augment) else learn.cbs[1])
+
+
+@pytest.mark.parametrize("bad", [-1, 1.5, True, "1"])
+def test_plain_ends_is_checked(bad):
+    with pytest.raises(DigitlearnError, match=f"plain_ends is a number of epochs, 0 or more, not {bad!r}"):
+        Augment(plain_ends=bad)

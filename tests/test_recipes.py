@@ -104,8 +104,16 @@ def test_the_fast_recipe_skips_learned_examples_and_validates_once(tmp_path):
     assert (
         best.augment and not best.skip_learned and best.label_smoothing == 0.1
     )  # skipping and augmenting do not mix
-    settings = (best.epochs, best.lr, best.momentum, best.sqr_mom, best.channels)
-    assert settings == (6, 0.01, 0.9, 0.99, (12, 48))
+    settings = (
+        best.epochs,
+        best.lr,
+        best.momentum,
+        best.sqr_mom,
+        best.channels,
+        best.plain_ends,
+        best.whiten,
+    )
+    assert settings == (5, 0.01, 0.9, 0.99, (12, 48), 1, True)
 
 
 def test_learners_for_each_model(tmp_path):
@@ -118,7 +126,22 @@ def test_learners_for_each_model(tmp_path):
         convolutional = any(isinstance(m, nn.Conv2d) for m in learn.model.modules())
         assert convolutional == (not flat), name
     cnn = RECIPES["best"].learner(ds, progress=False)
-    assert any(isinstance(cb, Augment) for cb in cnn.cbs)
+    assert any(isinstance(cb, Augment) and cb.plain_ends == 1 for cb in cnn.cbs)
+    first = next(m for m in cnn.model.modules() if isinstance(m, nn.Conv2d))
+    assert not first.weight.requires_grad and torch.equal(first.weight[6:], -first.weight[:6])  # whitened
+    before = first.weight.clone()
+    cnn.fit(1, 0.01)
+    assert torch.equal(first.weight, before) and not any(p is first.weight for p in cnn.opt.params)
+    unwhitened = RECIPES["best"].updated(whiten=False).learner(ds, progress=False)
+    assert next(m for m in unwhitened.model.modules() if isinstance(m, nn.Conv2d)).weight.requires_grad
+    with pytest.raises(
+        DigitlearnError, match="whitening works on convolutions: use it with lenet, cnn, resnet, not mlp"
+    ):
+        default_recipe("mlp").updated(whiten=True).learner(ds)
+    with pytest.raises(
+        DigitlearnError, match=r"at most 50 for a 5x5 kernel.*has 60: turn whitening off with --no-whiten"
+    ):
+        RECIPES["best"].updated(channels=(60, 48)).learner(ds)
     assert cnn.dls.input_format["mean"] != 0.0  # normalised inputs
     weight = next(m.weight for m in cnn.model.modules() if isinstance(m, nn.Conv2d))
     assert weight.is_contiguous(memory_format=torch.channels_last)

@@ -150,6 +150,17 @@ def add_recipe(q: argparse.ArgumentParser) -> None:
     q.add_argument(
         "--augment", action=argparse.BooleanOptionalAction, help=f"random shifts/rotations ({images})"
     )
+    q.add_argument(
+        "--plain-ends",
+        type=number(int, 0, 100_000),
+        metavar="N",
+        help="with --augment: the first N epochs and the last N train on the images as they are",
+    )
+    q.add_argument(
+        "--whiten",
+        action=argparse.BooleanOptionalAction,
+        help=f"the first convolution's filters made from the training images, not trained ({images})",
+    )
     q.add_argument("--normalize", action=argparse.BooleanOptionalAction, help="scale inputs to mean 0, std 1")
     q.add_argument(
         "--precision", choices=["auto", "fp32", "bf16"], help="auto: bf16 where it runs fast (AMX, GPUs)"

@@ -60,8 +60,12 @@ def describe(recipe: Recipe, learn: Learner, parallel: dict | None = None) -> st
         f"batch size {recipe.bs}",
         f"loss {loss}" + (f" (label smoothing {recipe.label_smoothing:g})" if recipe.label_smoothing else ""),
     ]
+    if recipe.whiten:
+        parts.append("first convolution whitened, not trained")
     if recipe.augment:
-        parts.append("augmented")
+        ends = recipe.plain_ends
+        plain = "the first and last epochs" if ends == 1 else f"the first {ends} and last {ends} epochs"
+        parts.append(f"augmented except in {plain}" if ends else "augmented")
     if recipe.skip_learned:
         start = "later epochs" if recipe.skip_from >= 1 else f"from {recipe.skip_from:g} of the first epoch"
         parts.append(f"{start} only on examples at p < {recipe.skip_learned:g}")

@@ -50,6 +50,9 @@ class Recipe:
     # classes on the chapter's flat models, else cross_entropy
     label_smoothing: float = 0.0
     augment: bool = False  # random shifts, rotations and zooms of each training batch
+    plain_ends: int = 0  # with augment: the first this-many epochs and the last train on plain images
+    whiten: bool = False  # the first convolution's filters made from the training images' patches
+    # (whitening, see training.whiten) and never trained: backward stops before it
     normalize: bool = False  # inputs scaled to mean 0, std 1 by the training pixels' statistics
     precision: str = "fp32"  # fp32, bf16, or auto (bf16 where the hardware runs it fast)
     skip_learned: float = 0.0  # > 0: after the first epoch, train only on examples whose true class
@@ -187,9 +190,10 @@ class Recipe:
         from .losses import kind_of
         from .metrics import accuracy, batch_accuracy
         from .optim import SGD, Adam
+        from .whiten import N_IMAGES, whiten_first_conv
 
+        images = ", ".join(name for name, spec in MODELS.items() if not spec.takes_flat)
         if self.augment and self.spec.takes_flat:
-            images = ", ".join(name for name, spec in MODELS.items() if not spec.takes_flat)
             raise DigitlearnError(f"augmentation works on images: use it with {images}, not {self.model}")
         if self.validate not in ("each", "last"):
             raise DigitlearnError(f"unknown validate setting {self.validate!r} (known: each, last)")
@@ -200,6 +204,15 @@ class Recipe:
         dls = ds.dataloaders(bs=self.bs, flat=flat, normalize=self.normalize)
         target = pick_device(device)
         model = self.model_for(ds, n_out)
+        if self.whiten:
+            if flat:
+                raise DigitlearnError(
+                    f"whitening works on convolutions: use it with {images}, not {self.model}"
+                )
+            try:
+                whiten_first_conv(model, dls.input_format(ds.train.x[:N_IMAGES]))
+            except DigitlearnError as e:
+                raise DigitlearnError(f"{e}: turn whitening off with --no-whiten") from None
         # channels_last (NHWC) lets oneDNN and cuDNN run convolutions without reordering each batch
         model = model.to(target) if flat else model.to(target, memory_format=torch.channels_last)
         if self.opt == "sgd":
@@ -217,7 +230,7 @@ class Recipe:
             loss_func=loss,
             metrics=batch_accuracy if n_out == 1 else accuracy,
             cbs=[
-                *([Augment()] if self.augment else []),
+                *([Augment(plain_ends=self.plain_ends)] if self.augment else []),
                 *([self._skip_learned()] if self.skip_learned else []),
                 *([ValidateAtEnd()] if self.validate == "last" else []),
             ],
@@ -260,7 +273,7 @@ _FAST = default_recipe("lenet")
 # few hundred hard cases that it then overfits)
 _BEST = replace(
     _FAST,
-    epochs=6,
+    epochs=5,
     lr=0.01,
     mom=0.9,
     sqr_mom=0.99,
@@ -270,9 +283,14 @@ _BEST = replace(
     skip_bs=0,
     label_smoothing=0.1,
     augment=True,
-    about="for 99.5% on MNIST: the LeNet-style CNN wider (161k parameters), 6 epochs of one-cycle "
-    "AdamW at up to lr 0.01, betas (0.9, 0.99), random shifts/rotations/zooms, label smoothing 0.1, "
-    "validated at the end",
+    plain_ends=1,
+    whiten=True,
+    about="for 99.5% on MNIST: the LeNet-style CNN wider (161k parameters) with its first convolution "
+    "made from the training images (whitening) and not trained, 5 epochs of one-cycle AdamW at up to "
+    "lr 0.01, betas (0.9, 0.99), label smoothing 0.1, the middle 3 epochs on randomly shifted, rotated "
+    "and zoomed images, validated at the end. Chosen on a held-out tenth of the training images "
+    "(--valid-split 0.1, seeds 1-6): as accurate as the 6-epoch recipe before it (mean 0.9937 against "
+    "0.9938) in half the time",
 )
 RECIPES = {"fast": _FAST, "best": _BEST}
 
