@@ -232,8 +232,11 @@ def main() -> None:
                 lambda s, r=plain: digitlearn_run(r, ds, s),
             )
     fastai_recipe = RECIPES[args.fastai_recipe]
-    if fastai_recipe.augment or fastai_recipe.precision != "fp32":
-        sys.exit(f"the fastai contender runs fp32 recipes without augmentation, not {args.fastai_recipe}")
+    if fastai_recipe.augment or fastai_recipe.whiten or fastai_recipe.precision != "fp32":
+        sys.exit(
+            "the fastai contender runs fp32 recipes without augmentation or whitening, "
+            f"not {args.fastai_recipe}"
+        )
     if not args.no_fastai:
         candidates = (
             [args.fastai_python] if args.fastai_python else [sys.executable, str(DEFAULT_FASTAI_PYTHON)]
