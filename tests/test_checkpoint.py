@@ -26,6 +26,7 @@ from digitlearn.training import (
     EarlyStopping,
     SaveBestModel,
     SkipLearned,
+    whiten_first_conv,
 )
 from digitlearn.training.losses import cross_entropy, mnist_loss
 from digitlearn.training.metrics import accuracy
@@ -125,6 +126,24 @@ def test_save_and_load_checkpoint_in_python_repeat_the_fit_exactly(tmp_path):
     drop_time = [{k: v for k, v in row.items() if k != "time"} for row in whole.recorder.history]
     assert [{k: v for k, v in r.items() if k != "time"} for r in resumed.recorder.history] == drop_time
     assert resumed.recorder.lrs == whole.recorder.lrs and resumed.recorder.losses == whole.recorder.losses
+
+
+def test_a_model_with_a_frozen_whitened_first_layer_resumes_exactly(tmp_path):
+    def whitened() -> Learner:
+        learn = make_learner()
+        images = torch.randn(64, 1, 8, 8, generator=torch.Generator().manual_seed(5))
+        whiten_first_conv(learn.model, images)  # 4 filters from 3x3 patches, frozen
+        return learn
+
+    path = tmp_path / "ckpt.safetensors"
+    whole = whitened()
+    whole.fit_one_cycle(3, 0.02, cbs=[SaveAt(path, 0)])
+    resumed = whitened()
+    resumed.load_checkpoint(path)
+    resumed.fit_one_cycle(3, 0.02)
+    for a, b in zip(whole.model.state_dict().values(), resumed.model.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+    assert not resumed.model[0].weight.requires_grad
 
 
 def test_start_epoch_continues_the_schedule():

@@ -28,7 +28,7 @@ _SUBMODULES = {
         "CancelFitException", "CancelStepException", "CancelTrainException", "CancelValidateException",
         "EarlyStopping", "History", "LRFindResult", "Learner", "MixedPrecision", "ParamScheduler",
         "ProgressCallback", "Recorder", "SaveBestModel", "SkipLearned", "Summary", "TensorBoard",
-        "TrainingDiverged", "ValidateAtEnd", "random_affine",
+        "TrainingDiverged", "ValidateAtEnd", "random_affine", "whiten_first_conv",
     ),
     "training.losses": ("bce_loss", "cross_entropy", "mnist_loss"),
     "training.metrics": ("accuracy", "batch_accuracy", "error_rate"),

@@ -49,5 +49,6 @@ __all__, __getattr__, __dir__ = lazy_exports(
         "tensorboard": ("TensorBoard",),
         "tracking": ("EarlyStopping", "SaveBestModel", "TrackerCallback"),
         "validate_at_end": ("ValidateAtEnd",),
+        "whiten": ("whiten_first_conv",),
     },
 )  # fmt: skip

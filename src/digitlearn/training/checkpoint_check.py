@@ -97,7 +97,8 @@ def check_restorable(state: dict, learn: Learner, path: object) -> None:
     check = _Check(path)
     _check_model(check, state["model"], learn)
     if state["opt"] is not None:
-        _check_opt(check, state["opt"], [p for p in learn.raw_model.parameters()])
+        # the optimizer holds the parameters that train: not a frozen (whitened) first layer
+        _check_opt(check, state["opt"], [p for p in learn.raw_model.parameters() if p.requires_grad])
     _check_rng(check, state["rng"])
     for key, cb_state in state["callbacks"].items():
         check.kind(f"callbacks.{key:.60}", cb_state, dict, "an object")
@@ -132,7 +133,7 @@ def _check_opt(check: _Check, opt: dict, params: list[torch.Tensor]) -> None:
             check.fail(f"opt.{key}", "must be finite")
     states = check.kind("opt.state", opt["state"], list, "a list")
     if len(states) != len(params):
-        check.fail("opt.state", f"holds {len(states)} parameters' state, the model has {len(params)}")
+        check.fail("opt.state", f"holds {len(states)} parameters' state, the model trains {len(params)}")
     for i, (s, p) in enumerate(zip(states, params, strict=True)):
         check.kind(f"opt.state[{i}]", s, dict, "an object")
         for k, v in s.items():
