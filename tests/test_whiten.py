@@ -23,24 +23,47 @@ def strokes(n: int = 300, size: int = 16, seed: int = 0) -> torch.Tensor:
     return x + 0.05 * torch.randn(x.shape, generator=g)
 
 
+def output_cov(x: torch.Tensor, w: torch.Tensor, stride: int = 1) -> np.ndarray:
+    """The covariance of a convolution's outputs over every image and position (numpy's)."""
+    out = F.conv2d(x, w, stride=stride).permute(0, 2, 3, 1).reshape(-1, len(w)).double().numpy()
+    return np.cov(out, rowvar=False, bias=True)
+
+
+def patch_pca(x: torch.Tensor, k: int = 5, stride: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """Eigenvalues and eigenvectors of the k x k patches' covariance, largest first (numpy's)."""
+    patches = F.unfold(x, k, stride=stride).transpose(1, 2).reshape(-1, k * k).double().numpy()
+    values, vectors = np.linalg.eigh(np.cov(patches, rowvar=False, bias=True))
+    return values[::-1], vectors[:, ::-1]
+
+
 def test_outputs_are_uncorrelated_with_unit_variance_in_pairs_of_opposite_sign():
-    x = strokes()
+    x = strokes(600)  # more than the 500 images read at a time
     model = nn.Sequential(nn.Conv2d(1, 8, 5), nn.ReLU(), nn.Flatten(), nn.LazyLinear(3))
     conv = whiten_first_conv(model, x, eps=0)
     w = conv.weight.detach()
     torch.testing.assert_close(w[4:], -w[:4])
     assert torch.equal(conv.bias, torch.zeros(8))
-    # numpy as the oracle: the covariance of the outputs over every patch position is the identity
-    out = F.conv2d(x, w[:4]).permute(0, 2, 3, 1).reshape(-1, 4).double().numpy()
-    np.testing.assert_allclose(np.cov(out, rowvar=False, bias=True), np.eye(4), atol=1e-4)
+    np.testing.assert_allclose(output_cov(x, w[:4]), np.eye(4), atol=1e-5)
     # and the filters are the patches' top principal components, largest first
-    patches = F.unfold(x, 5).transpose(1, 2).reshape(-1, 25).double().numpy()
-    _, vectors = np.linalg.eigh(np.cov(patches, rowvar=False, bias=True))
-    top = vectors[:, ::-1][:, :4]
-    cosines = np.abs(
-        (w[:4].reshape(4, 25).double().numpy() / np.linalg.norm(w[:4].reshape(4, 25), axis=1)[:, None]) @ top
-    )
-    np.testing.assert_allclose(np.diag(cosines), np.ones(4), atol=1e-4)
+    _, vectors = patch_pca(x)
+    unit = w[:4].reshape(4, 25).double().numpy()
+    unit /= np.linalg.norm(unit, axis=1, keepdims=True)
+    np.testing.assert_allclose(np.abs(np.diag(unit @ vectors[:, :4])), np.ones(4), atol=1e-5)
+
+
+def test_eps_scales_each_component_to_its_share_of_variance():
+    x = strokes(100)
+    values, _ = patch_pca(x)
+    conv = whiten_first_conv(nn.Conv2d(1, 6, 5), x)  # the default eps, 0.01
+    expected = values[:3] / (values[:3] + 0.01)
+    np.testing.assert_allclose(np.diag(output_cov(x, conv.weight.detach()[:3])), expected, rtol=1e-4)
+    assert expected.min() < 0.99  # the smallest component is visibly shrunk
+
+
+def test_a_strided_convolution_is_whitened_for_the_patches_it_sees():
+    x = strokes(100)
+    conv = whiten_first_conv(nn.Conv2d(1, 8, 5, stride=3), x, eps=0)
+    np.testing.assert_allclose(output_cov(x, conv.weight.detach()[:4], stride=3), np.eye(4), atol=1e-5)
 
 
 def test_the_first_convolution_is_frozen_and_training_leaves_it_alone():
@@ -66,10 +89,17 @@ def test_what_it_refuses():
     ):
         whiten_first_conv(nn.Sequential(nn.Flatten(), nn.Linear(256, 2)), x)
     with pytest.raises(
-        DigitlearnError, match=r"at most 18 for a 3x3 kernel over 1 channel; this first convolution has 32"
+        DigitlearnError, match=r"at most 18 for a 3x3 kernel over 1 channel; this first convolution has 20"
     ):
-        whiten_first_conv(nn.Conv2d(1, 32, 3), x)
+        whiten_first_conv(nn.Conv2d(1, 20, 3), x)
+    whiten_first_conv(nn.Conv2d(1, 18, 3), x)  # 9 components and their negatives: as many as there are
+    with pytest.raises(
+        DigitlearnError, match=r"at most 36 for a 3x3 kernel over 2 channels; this first convolution has 38"
+    ):
+        whiten_first_conv(nn.Conv2d(2, 38, 3), x.repeat(1, 2, 1, 1))
     with pytest.raises(DigitlearnError, match=r"an even number of filters.* has 7"):
         whiten_first_conv(nn.Conv2d(1, 7, 3), x)
     with pytest.raises(DigitlearnError, match=r"needs images shaped \(N, 1, H, W\), not \(8, 16, 16\)"):
         whiten_first_conv(nn.Conv2d(1, 4, 3), x[:, 0])
+    with pytest.raises(DigitlearnError, match=r"needs images shaped \(N, 1, H, W\), not \(8, 3, 16, 16\)"):
+        whiten_first_conv(nn.Conv2d(1, 4, 3), x.repeat(1, 3, 1, 1))
