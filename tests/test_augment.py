@@ -98,7 +98,10 @@ def test_augment_changes_training_batches_only_and_fills_with_the_background():
 
 def test_augment_refuses_flat_inputs():
     learn = Learner(image_dls(flat=True), nn.Linear(1, 2), cbs=[Augment()], progress=False)
-    with pytest.raises(DigitlearnError, match="augmentation needs image-shaped inputs"):
+    with pytest.raises(
+        DigitlearnError,
+        match=r"^augmentation needs image-shaped inputs: make the DataLoaders with flat=False$",
+    ):
         learn.fit(1)
 
 
@@ -124,3 +127,99 @@ def test_plain_ends_leave_the_first_and_last_epochs_as_they_are():
 def test_plain_ends_is_checked(bad):
     with pytest.raises(DigitlearnError, match=f"plain_ends is a number of epochs, 0 or more, not {bad!r}"):
         Augment(plain_ends=bad)
+
+
+def disc(size: int = 32, radius: float = 4.0) -> torch.Tensor:
+    """(1, 1, size, size): a bright disc in the middle."""
+    r = torch.arange(size) - (size - 1) / 2
+    return ((r[:, None] ** 2 + r[None, :] ** 2) <= radius**2).float()[None, None]
+
+
+def test_rotations_and_zooms_keep_shapes_and_zoom_within_the_limit():
+    x = disc().repeat(300, 1, 1, 1)
+    g = torch.Generator().manual_seed(1)
+    out = random_affine(x, max_rotate=90, max_shift=0, max_zoom=0.5, generator=g)
+    area = out.sum((1, 2, 3)) / x[0].sum()  # a zoom by z scales the area by z squared
+    assert 0.5**2 * 0.9 <= float(area.min()) <= 0.3 and 2.0 <= float(area.max()) <= 1.5**2 * 1.1
+    # a disc stays a disc: no stretching along one direction (the ink's second moments stay equal)
+    h = torch.arange(32.0) - 15.5
+    for img in out[:50, 0]:
+        m = img.sum()
+        rr, cc = (img.sum(1) * h**2).sum() / m, (img.sum(0) * h**2).sum() / m
+        rc = (img * h[:, None] * h[None, :]).sum() / m
+        assert abs(float(rr - cc)) < 0.05 * float(rr + cc) and abs(float(rc)) < 0.05 * float(rr + cc)
+
+
+def test_the_default_limits_and_the_dtype():
+    assert repr(Augment()) == "Augment(max_rotate=10.0, max_shift=2.0, max_zoom=0.1)"
+    x = dot_images(400, size=32)
+    moved = centre_of_mass(random_affine(x, generator=torch.Generator().manual_seed(0))) - 15.5
+    assert 1.6 < float(moved.abs().max()) <= 2.0 * 1.1 + 0.3  # shifts of up to 2 pixels (zoomed up to 10%)
+    bar = torch.zeros(400, 1, 32, 32)
+    bar[:, :, 4:28, 15:17] = 1.0
+    h = torch.arange(32.0) - 15.5
+
+    def angles(turned: torch.Tensor) -> torch.Tensor:
+        """Each bar's angle from the vertical, in degrees, from its second moments."""
+        m = turned.sum((1, 2, 3))
+        rr = (turned[:, 0].sum(2) * h**2).sum(1) / m
+        cc = (turned[:, 0].sum(1) * h**2).sum(1) / m
+        rc = (turned[:, 0] * h[:, None] * h[None, :]).sum((1, 2)) / m
+        return torch.rad2deg(0.5 * torch.atan2(2 * rc, rr - cc)).abs()
+
+    g = torch.Generator().manual_seed(0)
+    assert 8.0 < float(angles(random_affine(bar, max_shift=0, max_zoom=0, generator=g)).max()) <= 10.5
+    # a zoom does not change the angle
+    assert float(angles(random_affine(bar, max_shift=0, max_zoom=0.2, generator=g)).max()) <= 10.5
+    assert random_affine(x[:2].double()).dtype == torch.float64
+
+
+def test_the_generator_alone_decides_and_its_state_is_saved():
+    def batches(cb: Augment) -> list[torch.Tensor]:
+        seen = Seen()
+        learn = Learner(
+            image_dls(),
+            nn.Sequential(nn.Flatten(), nn.Linear(256, 2)),
+            loss_func=cross_entropy,
+            cbs=[cb, seen],
+            progress=False,
+        )
+        learn.fit(1, 0.0)
+        return seen.train
+
+    torch.manual_seed(0)
+    first = batches(Augment(generator=torch.Generator().manual_seed(7)))
+    torch.manual_seed(1)  # another global state: the same batches
+    second = batches(Augment(generator=torch.Generator().manual_seed(7)))
+    assert all(torch.equal(a, b) for a, b in zip(first, second, strict=True))
+    saved = Augment(generator=torch.Generator().manual_seed(3))
+    saved.generator.manual_seed(3)
+    state = saved.state_dict()
+    later = batches(saved)
+    restored = Augment(generator=torch.Generator().manual_seed(99))
+    restored.load_state_dict(state)
+    assert all(torch.equal(a, b) for a, b in zip(later, batches(restored), strict=True))
+    assert Augment().state_dict() == {}
+
+
+def test_an_explicit_fill_and_the_fill_without_a_format():
+    def first_rows(dls: DataLoaders, cb: Augment) -> torch.Tensor:
+        """The top row of every augmented training image: where a downward shift brings in the fill."""
+        seen = Seen()
+        learn = Learner(
+            dls,
+            nn.Sequential(nn.Flatten(), nn.Linear(256, 2)),
+            loss_func=cross_entropy,
+            cbs=[cb, seen],
+            progress=False,
+        )
+        learn.fit(1, 0.0)
+        return torch.cat(seen.train)[:, 0, 0]
+
+    # the images' background is -2 as normalised; a fill of 0.5 comes in where they moved down
+    rows = first_rows(image_dls(), Augment(max_rotate=0, max_shift=3, max_zoom=0, fill=0.5))
+    assert float(rows.max()) > 0.4 and float(rows.min()) >= -2.0 - 1e-5
+    x, y = dot_images(32), torch.zeros(32, dtype=torch.long)
+    plain = DataLoaders(DataLoader(x, y, bs=8), DataLoader(x, y, bs=8))  # no input format: the fill is 0
+    rows = first_rows(plain, Augment(max_rotate=0, max_shift=3, max_zoom=0))
+    torch.testing.assert_close(rows, torch.zeros_like(rows))
