@@ -5,7 +5,16 @@ import pytest
 import torch
 from torch import nn
 
-from digitlearn import Callback, CancelTrainException, Learner, SkipLearned, accuracy, cross_entropy
+from digitlearn import (
+    Callback,
+    CancelTrainException,
+    DataLoader,
+    DataLoaders,
+    Learner,
+    SkipLearned,
+    accuracy,
+    cross_entropy,
+)
 from digitlearn.errors import DigitlearnError
 
 from .conftest import toy_dls
@@ -165,3 +174,102 @@ def test_bs_is_a_number_of_examples(bs):
 def test_bs_needs_first_from():
     with pytest.raises(DigitlearnError, match="bs needs first_from"):
         SkipLearned(bs=128)
+
+
+def test_the_limits_of_its_settings_and_what_it_shows():
+    for ok in (dict(threshold=1.0), dict(first_from=1.0), dict(first_from=0.0, bs=1)):
+        SkipLearned(**ok)
+    with pytest.raises(DigitlearnError, match=r"threshold is a probability in \(0, 1\], not 0"):
+        SkipLearned(0)
+    with pytest.raises(
+        DigitlearnError, match=r"^SkipLearned's bs needs first_from: only scored batches can wait$"
+    ):
+        SkipLearned(bs=128)
+    assert repr(SkipLearned()) == "SkipLearned(threshold=0.9, start=1)"
+    assert repr(SkipLearned(0.85, first_from=0.2, bs=128)) == (
+        "SkipLearned(threshold=0.85, start=1, first_from=0.2, bs=128)"
+    )
+
+
+def certain_dls() -> DataLoaders:
+    """12 examples in batches of 4, all of class 0; the model below is certain (p = 1.0 exactly)
+    of the last 4 and unsure (p = 0.5) of the rest."""
+    x = torch.zeros(12, 2)
+    x[8:, 0] = 200.0
+    y = torch.zeros(12, dtype=torch.long)
+    return DataLoaders(DataLoader(x, y, bs=4), DataLoader(x, y, bs=4))
+
+
+def certain_model() -> nn.Module:
+    model = nn.Linear(2, 2)
+    with torch.no_grad():
+        model.weight.copy_(torch.tensor([[1.0, 0.0], [-1.0, 0.0]]))
+        model.bias.zero_()
+    return model
+
+
+class Sizes(Callback):
+    order = 60  # after SkipLearned chose
+
+    def __init__(self) -> None:
+        self.trained = []
+
+    def after_pred(self, learn: Learner) -> None:
+        if learn.training:
+            self.trained.append((learn.epoch, len(learn.yb)))
+
+
+def test_a_probability_of_exactly_the_threshold_counts_as_sure():
+    # threshold 1.0: only p = 1.0 is sure; the 4 certain examples are skipped from the next epoch on
+    skip, sizes = SkipLearned(1.0), Sizes()
+    Learner(certain_dls(), certain_model(), loss_func=cross_entropy, progress=False).fit(
+        2, 0.0, cbs=[skip, sizes]
+    )
+    assert skip.sizes == [12, 8]
+    # and scored inside an epoch, a batch all at the threshold trains on its least sure example only
+    skip, sizes = SkipLearned(1.0, first_from=0.0, bs=4), Sizes()
+    Learner(certain_dls(), certain_model(), loss_func=cross_entropy, progress=False).fit(
+        1, 0.0, cbs=[skip, sizes]
+    )
+    assert sizes.trained == [(0, 4), (0, 4), (0, 1)]  # nothing left waiting: no step on nothing
+
+
+def test_scoring_sees_the_model_as_it_predicts_and_training_as_it_trains():
+    class Modes(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.linear, self.seen = certain_model(), []
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            self.seen.append(self.training)
+            return self.linear(x)
+
+    model = Modes()
+    learn = Learner(certain_dls(), model, loss_func=cross_entropy, progress=False)
+    learn.fit(1, 0.0, cbs=[SkipLearned(0.9, first_from=0.0)])
+    assert model.seen == [False, True] * 3 + [False] * 3  # scored, trained; then validated
+
+
+def test_start_is_the_first_epoch_that_skips():
+    skip = SkipLearned(1.0, start=2)
+    Learner(certain_dls(), certain_model(), loss_func=cross_entropy, progress=False).fit(3, 0.0, cbs=[skip])
+    assert skip.sizes == [12, 12, 8]
+
+
+def test_a_fit_resumed_at_the_start_epoch_skips_as_the_whole_one_did(tmp_path):
+    class SaveAfterFirst(Callback):
+        order = 70
+
+        def after_epoch(self, learn: Learner) -> None:
+            if learn.epoch == 0:
+                learn.save_checkpoint(tmp_path / "ckpt.safetensors")
+
+    whole = SkipLearned(1.0)
+    Learner(certain_dls(), certain_model(), loss_func=cross_entropy, progress=False).fit(
+        3, 0.0, cbs=[whole, SaveAfterFirst()]
+    )
+    resumed = SkipLearned(1.0)
+    learn = Learner(certain_dls(), certain_model(), loss_func=cross_entropy, cbs=[resumed], progress=False)
+    learn.load_checkpoint(tmp_path / "ckpt.safetensors")
+    learn.fit(3, 0.0, start_epoch=1)
+    assert whole.sizes == [12, 8, 8] and resumed.sizes == whole.sizes
