@@ -18,6 +18,7 @@ import torch
 
 from ..errors import DigitlearnError
 from .events import Learner
+from .optim import trainable
 
 KEYS = ("format", "epoch", "n_epoch", "opt", "rng", "callbacks", "extra")
 MAX_EPOCHS = 10**6
@@ -97,8 +98,7 @@ def check_restorable(state: dict, learn: Learner, path: object) -> None:
     check = _Check(path)
     _check_model(check, state["model"], learn)
     if state["opt"] is not None:
-        # the optimizer holds the parameters that train: not a frozen (whitened) first layer
-        _check_opt(check, state["opt"], [p for p in learn.raw_model.parameters() if p.requires_grad])
+        _check_opt(check, state["opt"], trainable(learn.raw_model.parameters()))
     _check_rng(check, state["rng"])
     for key, cb_state in state["callbacks"].items():
         check.kind(f"callbacks.{key:.60}", cb_state, dict, "an object")

@@ -11,11 +11,16 @@ import torch
 from ..errors import DigitlearnError
 
 
+def trainable(params: Iterable[torch.Tensor]) -> list[torch.Tensor]:
+    """The parameters an optimizer steps: those that require gradients (not a frozen layer's)."""
+    return [p for p in params if p.requires_grad]
+
+
 class Optimizer:
     """Holds the parameters and per-parameter state; subclasses define `update`."""
 
     def __init__(self, params: Iterable[torch.Tensor], lr: float, mom: float = 0.0, wd: float = 0.0) -> None:
-        self.params = [p for p in params if p.requires_grad]
+        self.params = trainable(params)
         if not self.params:
             raise DigitlearnError("the optimizer got no parameters that require gradients")
         for name, value in (("lr", lr), ("mom", mom), ("wd", wd)):

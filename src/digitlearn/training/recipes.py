@@ -195,6 +195,8 @@ class Recipe:
         images = ", ".join(name for name, spec in MODELS.items() if not spec.takes_flat)
         if self.augment and self.spec.takes_flat:
             raise DigitlearnError(f"augmentation works on images: use it with {images}, not {self.model}")
+        if self.whiten and self.spec.takes_flat:
+            raise DigitlearnError(f"whitening works on convolutions: use it with {images}, not {self.model}")
         if self.validate not in ("each", "last"):
             raise DigitlearnError(f"unknown validate setting {self.validate!r} (known: each, last)")
         loss = self.loss_func(len(ds.classes))
@@ -205,10 +207,6 @@ class Recipe:
         target = pick_device(device)
         model = self.model_for(ds, n_out)
         if self.whiten:
-            if flat:
-                raise DigitlearnError(
-                    f"whitening works on convolutions: use it with {images}, not {self.model}"
-                )
             try:
                 whiten_first_conv(model, dls.input_format(ds.train.x[:N_IMAGES]))
             except DigitlearnError as e:
