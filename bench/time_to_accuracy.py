@@ -37,8 +37,8 @@ COMMANDS = {
     "fast": ["--recipe", "fast"],
     "fast before": ["--model", "cnn"],
     "best": ["--recipe", "best"],
-    # best until 2026-12-05: 6 epochs, every one augmented, the first convolution trained
-    "best before": ["--recipe", "best", "--epochs", "6", "--no-whiten", "--plain-ends", "0"],
+    # best until 2026-12-05 (whitened, 5 epochs), before batch norm on its hidden layer
+    "best before": ["--recipe", "best", "--batch-norm", "0", "--lr", "0.01"],
 }  # fmt: skip
 
 

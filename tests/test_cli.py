@@ -433,7 +433,7 @@ def test_train_a_cnn_on_five_classes(tmp_path, capsys):
     )
     config = json.loads((out / "config.json").read_text())
     assert config["model"] == {
-        "arch": "lenet", "n_out": 5, "channels": [4, 8], "hidden": [128], "in_size": [16, 16]
+        "arch": "lenet", "n_out": 5, "channels": [4, 8], "hidden": [128], "in_size": [16, 16], "batch_norm": 0
     }  # fmt: skip
     assert config["train"]["recipe"] == "fast" and config["train"]["augment"] is True
     assert config["train"]["skip_learned"] == 0.85 and config["train"]["validate"] == "last"

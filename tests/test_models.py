@@ -7,6 +7,7 @@ from torch import nn
 from digitlearn import DigitlearnError, init_params, linear1, mlp, simple_net
 from digitlearn.models import build_model, cnn, lenet, resnet
 from digitlearn.models.layers import MaxPool2, ResBlock, n_params
+from digitlearn.training.recipes import Recipe
 
 
 def test_init_params():
@@ -75,6 +76,29 @@ def test_cnn_halves_the_image_at_each_stage():
     assert [p.shape for p in twin.parameters()] == [p.shape for p in odd.parameters()]
 
 
+def test_lenet_batch_norm_goes_between_each_hidden_layer_and_its_relu():
+    model = lenet(channels=(4, 8), hidden=(32, 16), batch_norm=1)
+    kinds = [type(m).__name__ for m in model]
+    assert kinds == [
+        "Conv2d", "MaxPool2", "ReLU", "Conv2d", "MaxPool2", "ReLU", "Flatten",
+        "Linear", "BatchNorm1d", "ReLU", "Linear", "BatchNorm1d", "ReLU", "Linear",
+    ]  # fmt: skip
+    hidden = [m for m in model if isinstance(m, nn.Linear)][:-1]
+    assert [m.bias for m in hidden] == [None, None]  # the norm's shift replaces the bias
+    assert model[-1].bias is not None
+    norms = [m for m in model if isinstance(m, nn.BatchNorm1d)]
+    assert [n.num_features for n in norms] == [32, 16]
+    x = torch.rand(6, 1, 28, 28)
+    model.train()
+    out = model[:-2](x)  # up to the second norm: each feature of the batch has mean 0, std 1
+    torch.testing.assert_close(out.mean(0), torch.zeros(16), atol=1e-5, rtol=0)
+    assert build_model(model.config).state_dict().keys() == model.state_dict().keys()
+    with pytest.raises(DigitlearnError, match="batch_norm must be a whole number from 0 to 1"):
+        Recipe("lenet", 1, 0.1, batch_norm=2)
+    # off by default: the same layers as ever
+    assert [type(m) for m in lenet(batch_norm=0)] == [type(m) for m in lenet()]
+
+
 def test_lenet_pools_twice_then_a_hidden_layer():
     model = lenet()
     assert model.config == {
@@ -83,6 +107,7 @@ def test_lenet_pools_twice_then_a_hidden_layer():
         "channels": [8, 24],
         "hidden": [128],
         "in_size": [28, 28],
+        "batch_norm": 0,
     }
     assert model(torch.rand(3, 1, 28, 28)).shape == (3, 10)
     convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]

@@ -112,8 +112,9 @@ def test_the_fast_recipe_skips_learned_examples_and_validates_once(tmp_path):
         best.channels,
         best.plain_ends,
         best.whiten,
+        best.batch_norm,
     )
-    assert settings == (5, 0.01, 0.9, 0.99, (12, 48), 1, True)
+    assert settings == (5, 0.03, 0.9, 0.99, (12, 48), 1, True, 1)
 
 
 def test_learners_for_each_model(tmp_path):

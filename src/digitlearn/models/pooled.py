@@ -39,7 +39,11 @@ FAST_RECIPE = {
     "lenet",
     inputs="image",
     size_arg="in_size",
-    options={"channels": Option("sizes", 1, MAX_WIDTH, "channels per stage, e.g. 8,32"), "hidden": HIDDEN},
+    options={
+        "channels": Option("sizes", 1, MAX_WIDTH, "channels per stage, e.g. 8,32"),
+        "hidden": HIDDEN,
+        "batch_norm": Option("int", 0, 1, "1: batch norm after each hidden linear layer"),
+    },
     recipe=FAST_RECIPE,
 )
 def lenet(
@@ -47,14 +51,19 @@ def lenet(
     channels: Sequence[int] = (8, 24),
     hidden: Sequence[int] = (128,),
     in_size: Sequence[int] = (28, 28),
+    batch_norm: int = 0,
 ) -> Any:
     """A LeNet-style CNN: per entry of `channels` a convolution (5x5, then 3x3; no padding), a 2x2
     max pool and a ReLU; then linear layers of the `hidden` sizes, each with a ReLU, and the output.
 
     Pooling makes it tolerant of small shifts, so it learns MNIST in fewer examples than the
     strided `cnn`; a narrow first layer keeps the costly full-resolution maps small; and it has
-    no batch norm, which would take about 40% of each step on a CPU. Pooling before the ReLU gives
-    the same result as after it, on a quarter of the values.
+    no batch norm on its convolutions, which would take about 40% of each step on a CPU. Pooling
+    before the ReLU gives the same result as after it, on a quarter of the values.
+
+    `batch_norm=1` puts batch norm between each hidden linear layer and its ReLU (the layer's bias
+    dropped: the norm's shift replaces it). On a few hundred values per image it costs next to
+    nothing, and it lets best train at three times the learning rate.
     """
     from torch import nn
 
@@ -72,6 +81,7 @@ def lenet(
     layers.append(nn.Flatten())
     n_in = c_in * h * w
     for n in hidden:
-        layers += [nn.Linear(n_in, n), nn.ReLU(inplace=True)]
+        norm = [nn.BatchNorm1d(n)] if batch_norm else []
+        layers += [nn.Linear(n_in, n, bias=not batch_norm), *norm, nn.ReLU(inplace=True)]
         n_in = n
     return nn.Sequential(*layers, nn.Linear(n_in, n_out))

@@ -272,10 +272,11 @@ _FAST = default_recipe("lenet")
 _BEST = replace(
     _FAST,
     epochs=5,
-    lr=0.01,
+    lr=0.03,
     mom=0.9,
     sqr_mom=0.99,
     channels=(12, 48),
+    batch_norm=1,
     skip_learned=0.0,
     skip_from=1.0,
     skip_bs=0,
@@ -284,11 +285,11 @@ _BEST = replace(
     plain_ends=1,
     whiten=True,
     about="for about 99.5% on MNIST: the LeNet-style CNN wider (161k parameters) with its first convolution "
-    "made from the training images (whitening) and not trained, 5 epochs of one-cycle AdamW at up to "
-    "lr 0.01, betas (0.9, 0.99), label smoothing 0.1, the middle 3 epochs on randomly shifted, rotated "
-    "and zoomed images, validated at the end. Chosen on a held-out tenth of the training images "
-    "(--valid-split 0.1, seeds 1-6): as accurate as the 6-epoch recipe before it (mean 0.9937 against "
-    "0.9938) in half the time",
+    "made from the training images (whitening) and not trained, batch norm on its hidden layer, 5 epochs "
+    "of one-cycle AdamW at up to lr 0.03, betas (0.9, 0.99), label smoothing 0.1, the middle 3 epochs on "
+    "randomly shifted, rotated and zoomed images, validated at the end. Chosen on a held-out tenth of the "
+    "training images (--valid-split 0.1, seeds 1-12): mean 0.9945 against 0.9934 without the batch norm "
+    "(at lr 0.01, its best)",
 )
 RECIPES = {"fast": _FAST, "best": _BEST}
 
