@@ -8,17 +8,22 @@ a busy moment of a shared machine hits them alike); medians over the rounds:
   (`RECIPES["fast"].learner(ds, seed)`, then `recipe.fit(learn)`);
 - `digitlearn fast, no skipping`: the same recipe with `skip_learned=0`, so every epoch trains on
   every example: the same work as fastai does below;
-- `fastai`: fastai's `Learner` on the very same network (`MODELS["lenet"]` with the recipe's
-  channels and hidden sizes, in the same channels-last layout), the same normalised float
-  tensors, the recipe's batch size, epochs, peak rate and label smoothing (for fast: batch 256,
-  `fit_one_cycle(2, 0.015, moms=(0.75, 0.65, 0.75))`, cross-entropy smoothed by 0.1) with
-  fastai's Adam at the recipe's betas (0.7, 0.9), no weight decay, eps 1e-8, validated once at the
-  end, no skipping. It runs in a process of its own (fastai is not a dependency of digitlearn: `make
-  bench-versus` installs it into `.venv-bench`), with an untimed warm-up there first;
+- `fastai fast`, `fastai best` (each recipe of `--fastai-recipes`): fastai's `Learner` on the very
+  same network (`MODELS["lenet"]` with the recipe's options, in the same channels-last layout),
+  the same normalised float tensors, the recipe's batch size, epochs, peak rate and label
+  smoothing (for fast: batch 256, `fit_one_cycle(2, 0.015, moms=(0.75, 0.65, 0.75))`,
+  cross-entropy smoothed by 0.1) with fastai's Adam at the recipe's betas (0.7, 0.9), no weight
+  decay, eps 1e-8, validated once at the end, no skipping. Where the recipe whitens its first
+  convolution or augments (best), fastai's model is whitened by the same function and a fastai
+  callback applies the same `random_affine` to the same epochs' batches (fastai's own affine
+  augmentation lives in fastai.vision, which needs torchvision: see below). It runs in a process of
+  its own (fastai is not a dependency of digitlearn: `make bench-versus` installs it into
+  `.venv-bench`), with an untimed warm-up there first;
 - `pytorch example`: PyTorch's official MNIST example (`reference()` of time_to_accuracy.py:
   its network, Adadelta, batch 64, a plain PyTorch loop), for `--ref-epochs`, in this process.
 
-`--recipes fast,best` adds other named recipes (any name in `RECIPES`: `top` once it exists).
+`--recipes` names digitlearn's recipes (default fast,best; any name in `RECIPES`, `top` once it
+exists); fastai runs each of them too, unless `--fastai-recipes` names fewer.
 Every contender reports the CPU and instruction set (ISA) of the process that trained it.
 If fastai cannot be imported by this Python or by `--fastai-python`, the JSON says so and the
 other contenders run.
@@ -46,7 +51,6 @@ from digitlearn.training.recipes import RECIPES, Recipe
 
 HERE = Path(__file__).resolve()
 DEFAULT_FASTAI_PYTHON = HERE.parent.parent / ".venv-bench" / "bin" / "python"
-FASTAI = "fastai"
 REFERENCE = "pytorch example"
 
 
@@ -58,6 +62,11 @@ def where() -> dict:
 def no_skipping(recipe: Recipe) -> Recipe:
     """`recipe` training on every example in every epoch."""
     return replace(recipe, skip_learned=0.0, skip_from=1.0)
+
+
+def same_work(name: str) -> str:
+    """The contender that trains recipe `name` with digitlearn on every example: fastai's work."""
+    return f"digitlearn {name}, no skipping"
 
 
 # ------------------------------------------------------------------ digitlearn
@@ -92,12 +101,24 @@ def fastai_run(recipe: Recipe, seed: int, workers: int | None, warmup: bool) -> 
     from torch.nn import functional as F
     from torch.utils.data import TensorDataset
 
+    from digitlearn.training import random_affine
+    from digitlearn.training.whiten import N_IMAGES, whiten_first_conv
+
     class ValidateAtEnd(Callback):
         """What the recipe does (`validate="last"`): skip validation until the last epoch."""
 
         def before_validate(self) -> None:
             if self.epoch < self.n_epoch - 1:
                 raise CancelValidException()
+
+    class Augment(Callback):
+        """What the recipe's `Augment(plain_ends=...)` does: a fresh random affine transform of each
+        training image, except in the first and last `plain_ends` epochs."""
+
+        def before_batch(self) -> None:
+            ends = recipe.plain_ends
+            if self.training and not (ends and (self.epoch < ends or self.epoch >= self.n_epoch - ends)):
+                self.learn.xb = (random_affine(self.xb[0], fill=-mean / std),)
 
     ds = load_dataset("mnist")
     mean, std = 0.1307, 0.3081  # the training pixels' statistics, as digitlearn rounds them
@@ -115,10 +136,13 @@ def fastai_run(recipe: Recipe, seed: int, workers: int | None, warmup: bool) -> 
         dls = DataLoaders.from_dsets(train, test, bs=recipe.bs, device=torch.device("cpu"), **loaders)
         h, w = ds.train.x.shape[1:]
         model = MODELS[recipe.model].build(len(ds.classes), (h, w), recipe.options)
+        if recipe.whiten:  # the first convolution made from the same images, and frozen, as the recipe does
+            whiten_first_conv(model, train.tensors[0][:N_IMAGES])
         model = model.to(memory_format=torch.channels_last)  # as the recipe places it
         # fastai's Adam is AdamW (decoupled weight decay) like ours; the recipe has none, and eps 1e-8
         opt = partial(Adam, mom=recipe.momentum, sqr_mom=recipe.sqr_mom, eps=1e-8, wd=recipe.wd)
-        return Learner(dls, model, loss_func=loss, opt_func=opt, metrics=accuracy, cbs=ValidateAtEnd())
+        cbs = [ValidateAtEnd(), *([Augment()] if recipe.augment else [])]
+        return Learner(dls, model, loss_func=loss, opt_func=opt, metrics=accuracy, cbs=cbs)
 
     high, low = round(recipe.momentum + 0.05, 6), round(recipe.momentum - 0.05, 6)
     if warmup:  # the first fit of a process is slower (oneDNN kernels, allocator): a short one, untimed
@@ -185,10 +209,11 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--rounds", type=int, default=3, help="rounds; round i trains at the i-th seed (cycling)")
     p.add_argument("--seeds", default="1,2,3", help="comma-separated seeds")
-    p.add_argument("--recipes", default="fast", help="digitlearn recipes, e.g. fast,best (or fast,top)")
+    p.add_argument("--recipes", default="fast,best", help="digitlearn recipes (fast,top once top exists)")
     p.add_argument(
-        "--fastai-recipe", default="fast", help="the recipe whose network and schedule fastai runs"
-    )
+        "--fastai-recipes", default=None,
+        help="the recipes whose network and schedule fastai runs (default: all of --recipes)",
+    )  # fmt: skip
     p.add_argument("--fastai-python", default=None, help="a Python that imports fastai (default: this one, "
                    f"else {DEFAULT_FASTAI_PYTHON.relative_to(HERE.parent.parent)})")  # fmt: skip
     p.add_argument("--no-fastai", action="store_true", help="leave fastai out")
@@ -214,9 +239,16 @@ def main() -> None:
     threads = set_threads(args.threads)
     seeds = [int(s) for s in args.seeds.split(",")]
     names = args.recipes.split(",")
-    unknown = [n for n in [*names, args.fastai_recipe] if n not in RECIPES]
+    fastai_names = [] if args.no_fastai else (args.fastai_recipes or args.recipes).split(",")
+    unknown = [n for n in [*names, *fastai_names] if n not in RECIPES]
     if unknown:
         sys.exit(f"unknown recipe {unknown[0]!r} (known: {', '.join(RECIPES)})")
+    not_ours = [n for n in fastai_names if n not in names]
+    if not_ours:
+        sys.exit(f"--fastai-recipes: {not_ours[0]!r} is not in --recipes, so nothing would run beside it")
+    slow = [n for n in fastai_names if RECIPES[n].precision != "fp32"]
+    if slow:
+        sys.exit(f"the fastai contender runs fp32 recipes, and {slow[0]!r} is not one")
     report: dict[str, Any] = {"machine": where(), "accuracy on": "the 10,000 test images"}
 
     # the contenders: name -> (epochs, one run at a seed)
@@ -225,19 +257,10 @@ def main() -> None:
     for name in names:
         recipe = RECIPES[name]
         contenders[f"digitlearn {name}"] = (recipe.epochs, lambda s, r=recipe: digitlearn_run(r, ds, s))
-        if recipe.skip_learned or name == args.fastai_recipe:
+        if recipe.skip_learned and (name in fastai_names or name == names[0]):  # fastai's work
             plain = no_skipping(recipe)
-            contenders[f"digitlearn {name}, no skipping"] = (
-                plain.epochs,
-                lambda s, r=plain: digitlearn_run(r, ds, s),
-            )
-    fastai_recipe = RECIPES[args.fastai_recipe]
-    if fastai_recipe.augment or fastai_recipe.whiten or fastai_recipe.precision != "fp32":
-        sys.exit(
-            "the fastai contender runs fp32 recipes without augmentation or whitening, "
-            f"not {args.fastai_recipe}"
-        )
-    if not args.no_fastai:
+            contenders[same_work(name)] = (plain.epochs, lambda s, r=plain: digitlearn_run(r, ds, s))
+    if fastai_names:
         candidates = (
             [args.fastai_python] if args.fastai_python else [sys.executable, str(DEFAULT_FASTAI_PYTHON)]
         )
@@ -245,10 +268,11 @@ def main() -> None:
         if found:
             python, version = found[0]
             report["fastai"] = {"version": version, "python": python}
-            contenders[FASTAI] = (
-                fastai_recipe.epochs,
-                lambda s: fastai_apart(python, args.fastai_recipe, s, threads, args.fastai_workers),
-            )
+            for name in fastai_names:
+                contenders[f"fastai {name}"] = (
+                    RECIPES[name].epochs,
+                    lambda s, n=name: fastai_apart(python, n, s, threads, args.fastai_workers),
+                )
         else:
             report["fastai"] = {
                 "error": f"fastai cannot be imported by {' or '.join(candidates)}: "
@@ -306,14 +330,20 @@ def main() -> None:
         ]
         return {"median": round(statistics.median(each), 2), "rounds": each}
 
-    fast, plain = f"digitlearn {args.fastai_recipe}", f"digitlearn {args.fastai_recipe}, no skipping"
-    ratios = {
-        f"fastai / {plain}: training s, the same work": ratio(FASTAI, plain),
-        f"fastai / {fast}: training s, what each gives its user": ratio(FASTAI, fast),
-        f"{plain} / {fast}: training s, what skipping saves": ratio(plain, fast),
-        f"pytorch example / {fast}: training s, each its own schedule and accuracy": ratio(REFERENCE, fast),
-        f"pytorch example / {plain}: s per epoch (batch 64, a bigger net)": ratio(REFERENCE, plain, True),
-    }
+    ratios = {}
+    for name in fastai_names:
+        ours, plain, theirs = f"digitlearn {name}", same_work(name), f"fastai {name}"
+        if plain not in results:  # a recipe that does not skip: ours is already the same work
+            ratios[f"{theirs} / {ours}: training s, the same work"] = ratio(theirs, ours)
+            continue
+        ratios[f"{theirs} / {plain}: training s, the same work"] = ratio(theirs, plain)
+        ratios[f"{theirs} / {ours}: training s, what each gives its user"] = ratio(theirs, ours)
+        ratios[f"{plain} / {ours}: training s, what skipping saves"] = ratio(plain, ours)
+    first = f"digitlearn {names[0]}"
+    plain = same_work(names[0]) if same_work(names[0]) in results else first
+    own_terms = f"pytorch example / {first}: training s, each its own schedule and accuracy"
+    ratios[own_terms] = ratio(REFERENCE, first)
+    ratios[f"pytorch example / {plain}: s per epoch (batch 64, a bigger net)"] = ratio(REFERENCE, plain, True)
     report["ratios"] = {k: v for k, v in ratios.items() if v is not None}
     report["threads"] = threads
     print(json.dumps(report, indent=2))
