@@ -16,7 +16,8 @@ a busy moment of a shared machine hits them alike); medians over the rounds:
   decay, eps 1e-8, validated once at the end, no skipping. Where the recipe whitens its first
   convolution or augments (best), fastai's model is whitened by the same function and a fastai
   callback applies the same `random_affine` to the same epochs' batches (fastai's own affine
-  augmentation lives in fastai.vision, which needs torchvision: see below). It runs in a process of
+  augmentation lives in fastai.vision, which needs torchvision, and PyPI's torchvision cannot load
+  its compiled operators with the CPU torch). It runs in a process of
   its own (fastai is not a dependency of digitlearn: `make bench-versus` installs it into
   `.venv-bench`), with an untimed warm-up there first;
 - `pytorch example`: PyTorch's official MNIST example (`reference()` of time_to_accuracy.py:
@@ -290,8 +291,11 @@ def main() -> None:
 
         contenders[REFERENCE] = (args.ref_epochs, ref)
 
-    # an untimed warm-up of this process: oneDNN's kernels and the allocator's first big blocks
-    digitlearn_run(replace(RECIPES[names[0]], epochs=1), ds, 0)
+    # an untimed warm-up of this process for each recipe (its own kernels: oneDNN's for its layer
+    # sizes, grid_sample's for augmenting) and the allocator's first big blocks; each fastai
+    # process warms up on its recipe too
+    for name in names:
+        digitlearn_run(replace(RECIPES[name], epochs=1), ds, 0)
 
     runs: dict[str, list[dict]] = {name: [] for name in contenders}
     order = list(contenders)
