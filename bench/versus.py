@@ -102,6 +102,7 @@ def fastai_run(recipe: Recipe, seed: int, workers: int | None, warmup: bool) -> 
     from torch.nn import functional as F
     from torch.utils.data import TensorDataset
 
+    from digitlearn.training import Augment as Augmenting
     from digitlearn.training import random_affine
     from digitlearn.training.whiten import N_IMAGES, whiten_first_conv
 
@@ -113,12 +114,13 @@ def fastai_run(recipe: Recipe, seed: int, workers: int | None, warmup: bool) -> 
                 raise CancelValidException()
 
     class Augment(Callback):
-        """What the recipe's `Augment(plain_ends=...)` does: a fresh random affine transform of each
-        training image, except in the first and last `plain_ends` epochs."""
+        """What the recipe's `Augment(plain_ends=...)` does, as a fastai callback: a fresh random
+        affine transform of each training image in the epochs digitlearn's callback augments."""
+
+        epochs = Augmenting(plain_ends=recipe.plain_ends)
 
         def before_batch(self) -> None:
-            ends = recipe.plain_ends
-            if self.training and not (ends and (self.epoch < ends or self.epoch >= self.n_epoch - ends)):
+            if self.training and self.epochs.augments(self.epoch, self.n_epoch):
                 self.learn.xb = (random_affine(self.xb[0], fill=-mean / std),)
 
     ds = load_dataset("mnist")
@@ -291,9 +293,8 @@ def main() -> None:
 
         contenders[REFERENCE] = (args.ref_epochs, ref)
 
-    # an untimed warm-up of this process for each recipe (its own kernels: oneDNN's for its layer
-    # sizes, grid_sample's for augmenting) and the allocator's first big blocks; each fastai
-    # process warms up on its recipe too
+    # an untimed warm-up of this process for each recipe (oneDNN's kernels for its layer sizes) and
+    # the allocator's first big blocks; each fastai process warms up on its recipe too
     for name in names:
         digitlearn_run(replace(RECIPES[name], epochs=1), ds, 0)
 

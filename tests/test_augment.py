@@ -120,6 +120,8 @@ def test_plain_ends_leave_the_first_and_last_epochs_as_they_are():
     plain = [all(torch.equal(b, x) for b in seen.train[i : i + 4]) for i in range(0, 16, 4)]
     changed = [not any(torch.equal(b, x) for b in seen.train[i : i + 4]) for i in range(0, 16, 4)]
     assert plain == [True, False, False, True] and changed == [False, True, True, False]
+    assert [Augment(plain_ends=2).augments(e, 5) for e in range(5)] == [False, False, True, False, False]
+    assert all(Augment().augments(e, 3) for e in range(3))
     assert "plain_ends=1" in repr(learn.cbs[0] if isinstance(learn.cbs[0], Augment) else learn.cbs[1])
 
 

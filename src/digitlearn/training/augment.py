@@ -91,9 +91,14 @@ class Augment(Callback):
         if "generator" in state:
             self.generator.set_state(state["generator"])
 
-    def before_batch(self, learn: Learner) -> None:
+    def augments(self, epoch: int, n_epoch: int) -> bool:
+        """Whether epoch `epoch` (from 0) of `n_epoch` trains on augmented images: all but the
+        first and the last `plain_ends`."""
         ends = self.plain_ends
-        if learn.training and not (ends and (learn.epoch < ends or learn.epoch >= learn.n_epoch - ends)):
+        return not (ends and (epoch < ends or epoch >= n_epoch - ends))
+
+    def before_batch(self, learn: Learner) -> None:
+        if learn.training and self.augments(learn.epoch, learn.n_epoch):
             learn.xb = random_affine(
                 learn.xb, self.max_rotate, self.max_shift, self.max_zoom, self._fill, self.generator
             )
